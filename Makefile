@@ -1,0 +1,24 @@
+# The README's two commands: `make run` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+CORES ?= all
+
+.PHONY: setup run test report bench clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
+	$(BIN)/snakemake --cores 1 --configfile config.yaml --report results/report.html
+	@echo "report: results/report.html   metrics: results/heat2d/metrics.json"
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python benchmarks/heat2d_throughput.py
+
+clean:
+	rm -rf results/* .snakemake

@@ -1,0 +1,40 @@
+# homlearn: microstructures -> unit-cell solves (Dask) -> Zarr datasets -> surrogates -> report.
+#   snakemake --cores N                       (default config.yaml)
+#   snakemake --cores N --configfile workflow/configs/heat2d-paper.yaml
+#   snakemake --report results/report.html    (after a run)
+import json
+import shlex
+import sys
+from pathlib import Path
+
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))  # the package, also when rules run in conda envs (--sdm conda)
+
+from snakemake.utils import min_version, validate
+from homlearn.config import validate_config
+
+min_version("9.0")
+
+report: "workflow/report/workflow.rst"
+
+configfile: "config.yaml"
+
+validate_config(config)  # stops here with every offending key named, before any work
+validate(config, "workflow/schemas/config.schema.yaml")  # snakemake's own check (defaults filled)
+
+R = config["results"]
+HOMLEARN = f"PYTHONPATH={shlex.quote(str(SRC))}${{PYTHONPATH:+:$PYTHONPATH}} python -m homlearn.cli"
+
+
+def config_json(*keys):
+    """The validated config as a shell-quoted JSON argument (its params trigger reruns)."""
+    return shlex.quote(json.dumps(config, sort_keys=True))
+
+
+include: "workflow/rules/heat2d.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.heat2d_all.input,

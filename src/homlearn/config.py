@@ -1,0 +1,99 @@
+"""Configuration: validation against workflow/schemas/config.schema.yaml, with defaults filled in.
+
+Every run of the workflow (and every CLI command) passes its config through `validate_config`
+before any work starts. Errors name the offending key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message lists every offending key."""
+
+
+def _with_defaults(cls):
+    """A validator class that fills `default` values into objects as it validates."""
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(cls, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(Draft202012Validator)
+
+
+def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _describe(error) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"in '{key}'" if error.absolute_path else "at the top level"
+        return f"unknown key(s) {extra} {where}; allowed: {allowed}"
+    if error.validator == "enum":
+        return f"config key '{key}': {error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "type":
+        return f"config key '{key}': {error.instance!r} has the wrong type; expected {error.validator_value}"
+    return f"config key '{key}': {error.message}"
+
+
+def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[str, Any]:
+    """Validate `config` in place (defaults filled in) and return it; raise ConfigError otherwise."""
+    schema = load_schema() if schema is None else schema
+    errors = sorted(_DefaultingValidator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = "\n  - ".join(_describe(e) for e in errors)
+        raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n  - {lines}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    """Cross-key rules JSON-schema cannot express."""
+    problems = []
+    heat = config.get("heat2d", {})
+    lo, hi = heat.get("n_grains", [14, 18])
+    if lo > hi:
+        problems.append(f"config key 'heat2d.n_grains': lower bound {lo} exceeds upper bound {hi}")
+    if heat.get("target_cells", 0) > heat.get("max_cells", 1):
+        problems.append("config key 'heat2d.target_cells' must not exceed 'heat2d.max_cells'")
+    fractions = heat.get("split", {}).get("fractions", [0.7, 0.2, 0.1])
+    if abs(sum(fractions) - 1.0) > 1e-9:
+        problems.append(f"config key 'heat2d.split.fractions': {fractions} must sum to 1")
+    dask = config.get("dask", {})
+    if dask.get("cluster") == "address" and not dask.get("address"):
+        problems.append("config key 'dask.address' is required when 'dask.cluster' is 'address'")
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def load_config(path: Path | str) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(config).__name__}")
+    return validate_config(config)

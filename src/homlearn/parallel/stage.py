@@ -1,0 +1,92 @@
+"""Run a resumable stage: one Dask task per pending batch of a Zarr store, with a progress bar.
+
+A batch function has the signature ``fn(store_path, batch, params) -> list[dict]`` and returns
+the failures it recorded (one dict per failed sample: sample, code, reason). It writes its own
+chunk-aligned block of the store (see homlearn.data.store), so the driver moves no data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import zarr
+
+from homlearn.data.store import STATUS_DONE, STATUS_PENDING, layout_of, pending_batches
+
+
+@dataclass
+class StageReport:
+    """What one run of a stage did: batches run now, samples done/failed in the whole store."""
+
+    name: str
+    n_samples: int
+    batches_run: int
+    samples_done: int
+    samples_failed: int
+    samples_pending: int
+    seconds: float
+    failures: list[dict] = field(default_factory=list)
+    broken_batches: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def run_stage(name: str, store_path: Path | str, batch_fn: Callable, params: Mapping[str, Any],
+              client=None, progress: bool = True, failure_log: Path | str | None = None) -> StageReport:
+    """Run ``batch_fn`` on every batch of the store that still has pending samples.
+
+    Without a client the batches run in this process (used by tests and the benchmark baseline).
+    Failed samples are recorded in the store (negative status) and appended to ``failure_log``
+    (JSON lines); a batch whose task itself keeps failing is reported, the others go on.
+    """
+    from tqdm.auto import tqdm
+
+    store_path = Path(store_path)
+    group = zarr.open_group(store_path, mode="r")
+    layout = layout_of(group)
+    todo = pending_batches(group)
+    t0 = time.perf_counter()
+    failures: list[dict] = []
+    broken: list[dict] = []
+    bar = tqdm(total=len(todo) and sum(_n(layout, b) for b in todo), desc=name, unit="sample",
+               disable=not progress, smoothing=0.05)
+    if client is None:
+        for b in todo:
+            failures += batch_fn(str(store_path), b, dict(params))
+            bar.update(_n(layout, b))
+    else:
+        import distributed
+
+        futures = {client.submit(batch_fn, str(store_path), b, dict(params), key=f"{name}-{b}",
+                                 retries=2, pure=False): b for b in todo}
+        for fut in distributed.as_completed(futures):
+            b = futures[fut]
+            try:
+                failures += fut.result()
+            except Exception as exc:  # the task failed after its retries: keep going, report it
+                broken.append({"batch": b, "error": f"{type(exc).__name__}: {exc}"})
+            bar.update(_n(layout, b))
+    bar.close()
+    zarr.consolidate_metadata(store_path)  # once, from the driver, after every writer is done
+    status = zarr.open_group(store_path, mode="r")["status"][:]
+    report = StageReport(
+        name=name, n_samples=layout.n_samples, batches_run=len(todo),
+        samples_done=int(np.sum(status == STATUS_DONE)), samples_failed=int(np.sum(status < 0)),
+        samples_pending=int(np.sum(status == STATUS_PENDING)), seconds=time.perf_counter() - t0,
+        failures=failures, broken_batches=broken)
+    if failure_log is not None and (failures or broken):
+        with open(failure_log, "a") as fh:
+            for f in failures + broken:
+                fh.write(json.dumps({"stage": name, **f}) + "\n")
+    return report
+
+
+def _n(layout, b: int) -> int:
+    s = layout.batch_samples(b)
+    return s.stop - s.start

@@ -1,0 +1,97 @@
+# heat2d: 2D polycrystal heat conduction (paper gcnn section 3.1, appendix A.1).
+# Stage outputs are small JSON summaries; the Zarr stores beside them are resumable side
+# outputs, so a killed stage keeps every finished batch (Snakemake would delete a declared
+# directory output before rerunning the job).
+
+H = f"{R}/heat2d"
+HEAT_MODELS = ["fgcnn", "rgcnn"]
+HEAT_FIGURES = ["fig2_microstructures", "fig3b_mixture_rules", "fig13_parity",
+                "fig13a_error_distribution", "training_curves"]
+
+
+rule heat2d_microstructure:
+    output:
+        summary=f"{H}/microstructure.json",
+    params:
+        cfg=lambda w: config_json(),
+        store=f"{H}/microstructures.zarr",
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda w, threads: 1500 * max(1, threads),
+    log:
+        f"{H}/logs/microstructure.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} heat2d microstructure {params.store} --config-json {params.cfg} "
+        "--threads {threads} --summary {output.summary} --failure-log {H}/failures.jsonl 2> {log}"
+
+
+rule heat2d_solve:
+    input:
+        rules.heat2d_microstructure.output.summary,
+    output:
+        summary=f"{H}/solve.json",
+    params:
+        cfg=lambda w: config_json(),
+        micro=f"{H}/microstructures.zarr",
+        store=f"{R}/datasets/heat2d.zarr",
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda w, threads: 2000 * max(1, threads),
+    log:
+        f"{H}/logs/solve.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} heat2d solve {params.micro} {params.store} --config-json {params.cfg} "
+        "--threads {threads} --summary {output.summary} --failure-log {H}/failures.jsonl 2> {log}"
+
+
+rule heat2d_train:
+    input:
+        rules.heat2d_solve.output.summary,
+    output:
+        model=f"{H}/models/{{model}}/model.json",
+    params:
+        cfg=lambda w: config_json(),
+        store=f"{R}/datasets/heat2d.zarr",
+        out=lambda w: f"{H}/models/{w.model}",
+    wildcard_constraints:
+        model="|".join(HEAT_MODELS),
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        f"{H}/logs/train_{{model}}.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} heat2d train {params.store} {wildcards.model} {params.out} "
+        "--config-json {params.cfg} > {log} 2>&1"
+
+
+rule heat2d_evaluate:
+    input:
+        models=expand(f"{H}/models/{{model}}/model.json", model=HEAT_MODELS),
+    output:
+        metrics=f"{H}/metrics.json",
+        table=report(f"{H}/metrics.csv", caption="../report/heat2d_metrics.rst", category="heat2d",
+                     labels={"figure": "validation metrics"}),
+        figures=[report(f"{H}/{name}.png", caption=f"../report/heat2d_{name}.rst", category="heat2d",
+                        labels={"figure": name}) for name in HEAT_FIGURES],
+    params:
+        cfg=lambda w: config_json(),
+        store=f"{R}/datasets/heat2d.zarr",
+        models=" ".join(f"--model {m}={H}/models/{m}" for m in HEAT_MODELS),
+    log:
+        f"{H}/logs/evaluate.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} heat2d evaluate {params.store} {H} {params.models} --config-json {params.cfg} > {log} 2>&1"
+
+
+rule heat2d_all:
+    input:
+        f"{H}/metrics.json",
