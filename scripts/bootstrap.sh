@@ -77,7 +77,7 @@ build_python() {
   local list=/etc/apt/sources.list.d/homlearn-trixie-src.list
   [[ -f $list ]] || echo "deb-src http://deb.debian.org/debian trixie main" > "$list"
   apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential dpkg-dev pkg-config \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade build-essential dpkg-dev pkg-config \
     libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev \
     uuid-dev libgdbm-dev libncurses-dev >&2
   rm -rf "$src" && mkdir -p "$src"

@@ -70,8 +70,11 @@ def _stage_exit(rep) -> int:
 
 
 def cmd_train(args):
+    import torch
+
     from homlearn.train.gcnn import train_gcnn
 
+    torch.set_num_threads(args.threads)  # the rule's threads; more oversubscribes a shared CPU
     cfg = _config(args)["heat2d"]
     info = train_gcnn(args.dataset, args.model, cfg["models"][args.model], cfg["train"], args.out)
     print(json.dumps(info["metrics"], indent=2))
@@ -149,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("dataset")
     t.add_argument("model", choices=["fgcnn", "rgcnn"])
     t.add_argument("out")
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.set_defaults(func=cmd_train)
     e = with_config(h.add_parser("evaluate", help="metrics and figures"))
     e.add_argument("dataset")

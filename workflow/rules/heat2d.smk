@@ -68,7 +68,7 @@ rule heat2d_train:
         "../../envs/homlearn.yaml"
     shell:
         "{HOMLEARN} heat2d train {params.store} {wildcards.model} {params.out} "
-        "--config-json {params.cfg} > {log} 2>&1"
+        "--threads {threads} --config-json {params.cfg} > {log} 2>&1"
 
 
 rule heat2d_evaluate:

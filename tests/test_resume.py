@@ -1,0 +1,105 @@
+"""A stage killed with SIGKILL resumes: nothing finished is redone, nothing is lost, and the
+final store equals an uninterrupted run's. Training resumes from its last checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = {"heat2d": {"n_samples": 96, "seed": 5}, "dask": {"batch_size": 8, "progress": False}}
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "homlearn.cli", *args, "--config-json", json.dumps(CFG)]
+
+
+def _status_chunk_mtimes(store: Path) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in (store / "status" / "c").iterdir()}
+
+
+def _assert_same_store(a: Path, b: Path):
+    da, db = xr.open_zarr(a), xr.open_zarr(b)
+    assert set(da.data_vars) == set(db.data_vars)
+    for name in da.data_vars:
+        np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=name)
+
+
+def _kill_when_some_done(cmd, store: Path, min_done: int):
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            done = int(np.sum(zarr.open_group(store, mode="r")["status"][:] == 1))
+        except Exception:
+            done = 0
+        if done >= min_done or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the stage finished before it could be killed: make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    status = zarr.open_group(store, mode="r")["status"][:]
+    return status
+
+
+def test_killed_stages_resume(tmp_path):
+    ref_m, ref_d = tmp_path / "ref_m.zarr", tmp_path / "ref_d.zarr"
+    subprocess.run(_cli("heat2d", "microstructure", str(ref_m)), cwd=ROOT, check=True)
+    subprocess.run(_cli("heat2d", "solve", str(ref_m), str(ref_d)), cwd=ROOT, check=True)
+
+    for stage, store, args in (
+        ("microstructure", tmp_path / "m.zarr", ("heat2d", "microstructure", str(tmp_path / "m.zarr"))),
+        ("solve", tmp_path / "d.zarr", ("heat2d", "solve", str(tmp_path / "m.zarr"), str(tmp_path / "d.zarr"))),
+    ):
+        status = _kill_when_some_done(_cli(*args), store, min_done=16)
+        done_batches = [b for b in range(12) if np.all(status[b * 8:(b + 1) * 8] == 1)]
+        assert 2 <= len(done_batches) < 12, f"{stage}: kill came at {len(done_batches)} done batches"
+        before = _status_chunk_mtimes(store)
+        summary = tmp_path / f"{stage}.json"
+        subprocess.run(_cli(*args, "--summary", str(summary)), cwd=ROOT, check=True)
+        rep = json.loads(summary.read_text())
+        assert rep["samples_done"] == 96 and rep["samples_pending"] == 0
+        assert rep["batches_run"] == 12 - len(done_batches)        # finished batches not redone
+        after = _status_chunk_mtimes(store)
+        for b in done_batches:                                     # and not rewritten
+            assert after[str(b)] == before[str(b)], f"{stage}: batch {b} was written again"
+    _assert_same_store(tmp_path / "m.zarr", ref_m)
+    _assert_same_store(tmp_path / "d.zarr", ref_d)
+
+
+def test_training_resumes_to_the_same_weights(heat2d_small, tmp_path):
+    import torch
+
+    from homlearn.data.graphs import load_heat2d_graphs
+    from homlearn.models.gcnn import build_model, collate_graphs
+    from homlearn.train.trainer import TrainSettings, train
+
+    data = load_heat2d_graphs(heat2d_small["data"])
+    xs, ys = data.fit_scalers()
+    tr, te = data.samples(data.subset(0), xs, ys), data.samples(data.subset(1), xs, ys)
+    settings = TrainSettings(max_epochs=6, patience=100, batch_size=8, seed=1, device="cpu")
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model("rgcnn", in_features=2, n_out=1, extensive=(1,), intensive=(0,))
+
+    full = fresh()
+    train(full, tr, te, collate_graphs, settings, tmp_path / "full", progress=False)
+    part = fresh()
+    first = train(part, tr, te, collate_graphs, settings, tmp_path / "part", progress=False, stop_after_epochs=3)
+    assert not first["finished"] and first["epochs"] == 3
+    resumed = fresh()  # a new process would start from fresh weights and load last.pt
+    second = train(resumed, tr, te, collate_graphs, settings, tmp_path / "part", progress=False)
+    assert second["finished"] and second["epochs"] == 6
+    last_full = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["model"]
+    last_part = torch.load(tmp_path / "part" / "last.pt", weights_only=False)["model"]
+    for k in last_full:
+        torch.testing.assert_close(last_full[k], last_part[k], rtol=0, atol=0)
