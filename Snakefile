@@ -23,7 +23,19 @@ validate_config(config)  # stops here with every offending key named, before any
 validate(config, "workflow/schemas/config.schema.yaml")  # snakemake's own check (defaults filled)
 
 R = config["results"]
-HOMLEARN = f"PYTHONPATH={shlex.quote(str(SRC))}${{PYTHONPATH:+:$PYTHONPATH}} python -m homlearn.cli"
+
+
+def _rule_python():
+    """The conda env's python under --sdm conda, else the interpreter running Snakemake."""
+    from snakemake.settings.types import DeploymentMethod
+
+    settings = workflow.deployment_settings
+    if settings is not None and DeploymentMethod.CONDA in settings.deployment_method:
+        return "python"
+    return shlex.quote(sys.executable)
+
+
+HOMLEARN = f"PYTHONPATH={shlex.quote(str(SRC))}${{PYTHONPATH:+:$PYTHONPATH}} {_rule_python()} -m homlearn.cli"
 
 
 def config_json(*keys):

@@ -63,9 +63,12 @@ class GraphDataset:
         return [k for k in range(len(self.index)) if self.split[k] == which]
 
     def samples(self, ids, x_scaler: MinMaxScaler, y_scaler: MinMaxScaler) -> list[dict]:
-        return [{"x": x_scaler.transform(self.x[k]).astype(np.float32), "edges": self.edges[k],
-                 "cell_grain": self.cell_grain[k],
-                 "y": y_scaler.transform(self.y[k]).astype(np.float32)} for k in ids]
+        """Scaled samples, validated and canonicalised once (collation is then concatenation)."""
+        from homlearn.models.gcnn import prepare_graph
+
+        return [prepare_graph({"x": x_scaler.transform(self.x[k]).astype(np.float32), "edges": self.edges[k],
+                               "cell_grain": self.cell_grain[k],
+                               "y": y_scaler.transform(self.y[k]).astype(np.float32)}) for k in ids]
 
     def fit_scalers(self) -> tuple[MinMaxScaler, MinMaxScaler]:
         train = self.subset(0)

@@ -71,10 +71,10 @@ def evaluate_heat2d(dataset_path, model_dirs: Mapping[str, Path | str], out_dir,
 def _metrics_table(path, metrics):
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["model", "n", "rmse", "relative_rmse", "mae", "correlation"])
+        w.writerow(["model", "n", "rmse", "relative_rmse", "mae", "correlation", "r2"])
         for name, m in metrics["models"].items():
             w.writerow([LABELS.get(name, name), m["n"], f"{m['rmse']:.4g}", f"{m['relative_rmse']:.4g}",
-                        f"{m['mae']:.4g}", f"{m['correlation']:.4f}"])
+                        f"{m['mae']:.4g}", f"{m['correlation']:.4f}", f"{m['r2']:.4f}"])
 
 
 def _fig_microstructures(ds, samples, path):

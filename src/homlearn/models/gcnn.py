@@ -84,72 +84,72 @@ class GraphBatch:
         )
 
 
-def collate_graphs(samples: Sequence[dict]) -> GraphBatch:
-    """Concatenate samples into one :class:`GraphBatch`.
+def prepare_graph(sample: dict) -> dict:
+    """Validate and canonicalise one sample once, so that collation is plain concatenation.
 
-    Each sample has ``"x"`` (C, F) float features, ``"edges"`` (E, 2) undirected cell pairs
-    (local indices; each pair is canonicalised and deduplicated, so either orientation is
-    accepted), ``"cell_grain"`` (C,) local grain labels and optionally ``"y"`` (n_out,).
-    Grain labels are compacted to ``0..G-1`` in sorted order (cluster order is arbitrary,
-    eq. 9), so labels need not be contiguous and no cluster is ever empty.
+    Input keys: ``"x"`` (C, F) float features, ``"edges"`` (E, 2) undirected cell pairs (local
+    indices; either orientation, duplicates removed), ``"cell_grain"`` (C,) grain labels
+    (compacted to ``0..G-1`` in sorted order, eq. 9: cluster order is arbitrary, no cluster is
+    empty) and optionally ``"y"`` (n_out,). Output keys: ``x``, ``edge_index`` (2, 2E) in both
+    directions, ``cluster`` (C,), ``n_clusters``, ``y``. Already prepared samples pass through.
     """
+    if "edge_index" in sample and "n_clusters" in sample:
+        return sample
+    x = np.asarray(sample["x"], dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"'x' must be 2-D (C, F), got shape {x.shape}")
+    c = x.shape[0]
+    grain = np.asarray(sample["cell_grain"]).reshape(-1)
+    if grain.shape[0] != c:
+        raise ValueError(f"'cell_grain' has {grain.shape[0]} entries for {c} cells")
+    _, local = np.unique(grain, return_inverse=True)
+    e = np.asarray(sample["edges"], dtype=np.int64).reshape(-1, 2)
+    if e.size:
+        if e.min() < 0 or e.max() >= c:
+            raise ValueError(f"edge index out of range [0, {c})")
+        if np.any(e[:, 0] == e[:, 1]):
+            raise ValueError("self-loops are not allowed in the mesh adjacency (eq. 8)")
+        e = np.unique(np.sort(e, axis=1), axis=0)
+    y = sample.get("y")
+    return {"x": x, "edge_index": np.ascontiguousarray(np.concatenate([e, e[:, ::-1]], axis=0).T),
+            "cluster": local.astype(np.int64), "n_clusters": int(local.max()) + 1 if c > 0 else 0,
+            "y": None if y is None else np.asarray(y, dtype=np.float32).reshape(-1)}
+
+
+def collate_graphs(samples: Sequence[dict]) -> GraphBatch:
+    """Concatenate samples (raw, or made by :func:`prepare_graph`) into one :class:`GraphBatch`,
+    offsetting cell and cluster indices per sample (PyTorch Geometric-style batching)."""
     if len(samples) == 0:
         raise ValueError("collate_graphs needs at least one sample")
-    has_y = ["y" in s and s["y"] is not None for s in samples]
+    try:
+        prepared = [prepare_graph(s) for s in samples]
+    except ValueError as exc:
+        raise ValueError(f"bad sample in batch: {exc}") from None
+    has_y = [p["y"] is not None for p in prepared]
     if any(has_y) and not all(has_y):
         raise ValueError("either all samples or none must carry a target 'y'")
-
-    xs, eis, cgs, ccs, kgs, ys = [], [], [], [], [], []
-    n_feat = None
-    cell_off = 0
-    clus_off = 0
-    for b, s in enumerate(samples):
-        x = np.asarray(s["x"], dtype=np.float32)
-        if x.ndim != 2:
-            raise ValueError(f"sample {b}: 'x' must be 2-D (C, F), got shape {x.shape}")
-        if n_feat is None:
-            n_feat = x.shape[1]
-        elif x.shape[1] != n_feat:
-            raise ValueError(f"sample {b}: {x.shape[1]} features, expected {n_feat}")
-        c = x.shape[0]
-
-        grain = np.asarray(s["cell_grain"]).reshape(-1)
-        if grain.shape[0] != c:
-            raise ValueError(f"sample {b}: 'cell_grain' has {grain.shape[0]} entries for {c} cells")
-        _, local = np.unique(grain, return_inverse=True)
-        n_grains = int(local.max()) + 1 if c > 0 else 0
-
-        e = np.asarray(s["edges"], dtype=np.int64).reshape(-1, 2)
-        if e.size:
-            if e.min() < 0 or e.max() >= c:
-                raise ValueError(f"sample {b}: edge index out of range [0, {c})")
-            if np.any(e[:, 0] == e[:, 1]):
-                raise ValueError(f"sample {b}: self-loops are not allowed in the mesh adjacency (eq. 8)")
-            e = np.unique(np.sort(e, axis=1), axis=0)
-        both = np.concatenate([e, e[:, ::-1]], axis=0).T + cell_off  # (2, 2E)
-
-        xs.append(x)
-        eis.append(both)
-        cgs.append(np.full(c, b, dtype=np.int64))
-        ccs.append(local.astype(np.int64) + clus_off)
-        kgs.append(np.full(n_grains, b, dtype=np.int64))
-        if has_y[0]:
-            ys.append(np.asarray(s["y"], dtype=np.float32).reshape(-1))
-        cell_off += c
-        clus_off += n_grains
-
+    if len({p["x"].shape[1] for p in prepared}) != 1:
+        raise ValueError(f"samples disagree on the number of features: {[p['x'].shape[1] for p in prepared]}")
+    n_cells = np.array([p["x"].shape[0] for p in prepared])
+    n_clusters = np.array([p["n_clusters"] for p in prepared])
+    cell_off = np.concatenate([[0], np.cumsum(n_cells)[:-1]])
+    clus_off = np.concatenate([[0], np.cumsum(n_clusters)[:-1]])
+    n_edges = [p["edge_index"].shape[1] for p in prepared]
+    edge_index = np.concatenate([p["edge_index"] for p in prepared], axis=1) + np.repeat(cell_off, n_edges)
+    cluster = np.concatenate([p["cluster"] for p in prepared]) + np.repeat(clus_off, n_cells)
     y = None
-    if ys:
-        if len({len(v) for v in ys}) != 1:
+    if all(has_y):
+        if len({len(p["y"]) for p in prepared}) != 1:
             raise ValueError("all targets 'y' must have the same length")
-        y = torch.from_numpy(np.stack(ys))
+        y = torch.from_numpy(np.stack([p["y"] for p in prepared]))
+    b = np.arange(len(prepared))
     return GraphBatch(
-        x=torch.from_numpy(np.concatenate(xs, axis=0)),
-        edge_index=torch.from_numpy(np.ascontiguousarray(np.concatenate(eis, axis=1))),
-        cell_graph=torch.from_numpy(np.concatenate(cgs)),
-        cell_cluster=torch.from_numpy(np.concatenate(ccs)),
-        cluster_graph=torch.from_numpy(np.concatenate(kgs)),
-        n_graphs=len(samples),
+        x=torch.from_numpy(np.concatenate([p["x"] for p in prepared], axis=0)),
+        edge_index=torch.from_numpy(edge_index),
+        cell_graph=torch.from_numpy(np.repeat(b, n_cells)),
+        cell_cluster=torch.from_numpy(cluster),
+        cluster_graph=torch.from_numpy(np.repeat(b, n_clusters)),
+        n_graphs=len(prepared),
         y=y,
     )
 

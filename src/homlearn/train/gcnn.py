@@ -86,11 +86,13 @@ def load_gcnn(model_dir: Path | str, device="cpu"):
 
 
 def regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
-    """RMSE, relative RMSE, mean absolute error and Pearson correlation."""
+    """RMSE, relative RMSE, mean absolute error, Pearson correlation and R^2 (skill against
+    predicting the mean: 0 for a model that learned nothing)."""
     truth, pred = np.asarray(truth, float), np.asarray(pred, float)
     err = pred - truth
     rmse = float(np.sqrt(np.mean(err ** 2)))
     corr = float(np.corrcoef(truth, pred)[0, 1]) if len(truth) > 1 and np.std(pred) > 0 else float("nan")
     return {"n": int(len(truth)), "rmse": rmse, "relative_rmse": rmse / float(np.sqrt(np.mean(truth ** 2))),
             "mae": float(np.mean(np.abs(err))), "max_abs_error": float(np.max(np.abs(err))),
-            "correlation": corr}
+            "correlation": corr, "r2": 1.0 - float(np.mean(err ** 2) / np.var(truth)) if np.var(truth) > 0
+            else float("nan")}
