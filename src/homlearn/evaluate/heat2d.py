@@ -80,7 +80,7 @@ def _metrics_table(path, metrics):
 def _fig_microstructures(ds, samples, path):
     """Paper Fig. 2: grains (orientation) and temperature field of a few samples."""
     n = len(samples)
-    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 6.2), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(3.0 * n + 1.2, 6.0), squeeze=False, layout="constrained")
     for j, s in enumerate(samples):
         pts, tri = read_ragged(ds, "point_xy", s), read_ragged(ds, "cell_nodes", s)
         angle, temp = read_ragged(ds, "cell_angle", s), read_ragged(ds, "temperature", s)

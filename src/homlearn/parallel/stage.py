@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -73,7 +74,9 @@ def run_stage(name: str, store_path: Path | str, batch_fn: Callable, params: Map
                 broken.append({"batch": b, "error": f"{type(exc).__name__}: {exc}"})
             bar.update(_n(layout, b))
     bar.close()
-    zarr.consolidate_metadata(store_path)  # once, from the driver, after every writer is done
+    with warnings.catch_warnings():  # zarr notes that consolidation is not in the v3 spec yet
+        warnings.simplefilter("ignore", category=UserWarning)
+        zarr.consolidate_metadata(store_path)  # once, from the driver, after every writer is done
     status = zarr.open_group(store_path, mode="r")["status"][:]
     report = StageReport(
         name=name, n_samples=layout.n_samples, batches_run=len(todo),
