@@ -103,3 +103,20 @@ def test_training_resumes_to_the_same_weights(heat2d_small, tmp_path):
     last_part = torch.load(tmp_path / "part" / "last.pt", weights_only=False)["model"]
     for k in last_full:
         torch.testing.assert_close(last_full[k], last_part[k], rtol=0, atol=0)
+
+
+def test_changed_settings_do_not_resume_an_old_run(heat2d_small, tmp_path):
+    """A rerun with other settings (Snakemake reruns on changed params) must not pick up the
+    finished checkpoint of the previous run."""
+    from homlearn.train.gcnn import train_gcnn
+
+    hyper = {"n_filters": 4, "n_conv": 2, "n_dense": 2, "hidden": 8}
+    cfg = {"lr": 1e-3, "batch_size": 16, "max_epochs": 3, "patience": 100, "seed": 0, "device": "cpu"}
+    first = train_gcnn(heat2d_small["data"], "fgcnn", hyper, cfg, tmp_path, progress=False)
+    assert first["training"]["epochs"] == 3
+    first_history = (tmp_path / "history.csv").read_text()
+    second = train_gcnn(heat2d_small["data"], "fgcnn", hyper, {**cfg, "lr": 3e-2}, tmp_path, progress=False)
+    assert second["training"]["epochs"] == 3 and second["run_id"] != first["run_id"]
+    second_history = (tmp_path / "history.csv").read_text()
+    assert len(second_history.strip().splitlines()) == 1 + 3
+    assert second_history != first_history  # trained anew with the new learning rate

@@ -110,7 +110,10 @@ def cmd_export(args):
     s = args.sample
     if not 0 <= s < ds.sizes["sample"]:
         raise SystemExit(f"sample {s} out of range 0..{ds.sizes['sample'] - 1}")
+    import numpy as np
+
     pts = read_ragged(ds, "point_xy", s)
+    pts = np.column_stack([pts, np.zeros(len(pts))])  # VTU wants 3D points
     cell_data = {name: [read_ragged(ds, name, s)] for name in ("cell_grain", "cell_angle", "cell_area")
                  if name in ds}
     point_data = {"temperature": read_ragged(ds, "temperature", s)} if "temperature" in ds else {}

@@ -39,7 +39,10 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
         raise ValueError("the test split (used for early stopping) is empty: increase n_samples")
     model = build_model(model_name, in_features=data.x[0].shape[1], n_out=data.y.shape[1],
                         **_structure_kwargs(model_name, data), **hyper)
-    summary = train(model, train_s, test_s, collate_graphs, settings, out, progress=progress)
+    fingerprint = dataset_fingerprint(data)
+    run_id = hashlib.sha256(json.dumps([model_name, dict(hyper), dict(train_cfg), fingerprint],
+                                       sort_keys=True).encode()).hexdigest()
+    summary = train(model, train_s, test_s, collate_graphs, settings, out, progress=progress, run_id=run_id)
     device = pick_device(settings.device)
     metrics = {}
     for code, name in ((0, "train"), (1, "test"), (2, "validation")):
@@ -52,7 +55,7 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
     info = {"model": model_name, "hyperparameters": dict(hyper), "train": dict(train_cfg),
             "features": list(data.feature_names), "x_scaler": x_scaler.to_json(),
             "y_scaler": y_scaler.to_json(), "dataset": str(dataset_path),
-            "dataset_fingerprint": dataset_fingerprint(data),
+            "dataset_fingerprint": fingerprint, "run_id": run_id,
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "training": summary, "metrics": metrics}
     (out / "model.json").write_text(json.dumps(info, indent=2))

@@ -68,11 +68,12 @@ def predict(model, samples, collate, batch_size=256, device="cpu") -> np.ndarray
 
 def train(model: torch.nn.Module, train_samples: Sequence[dict], test_samples: Sequence[dict],
           collate: Callable, settings: TrainSettings, out_dir: Path | str,
-          progress: bool = True, stop_after_epochs: int | None = None) -> dict:
+          progress: bool = True, stop_after_epochs: int | None = None, run_id: str = "") -> dict:
     """Train ``model`` and keep ``best.pt``, ``last.pt`` and ``history.csv`` in ``out_dir``.
 
     ``stop_after_epochs`` ends this call early (as a kill would) without marking the run done;
-    calling train again resumes from ``last.pt``.
+    calling train again resumes from ``last.pt``. ``run_id`` names what is being trained (model,
+    hyperparameters, data): a checkpoint left by a different run is not resumed but replaced.
     """
     from tqdm.auto import tqdm
 
@@ -82,13 +83,17 @@ def train(model: torch.nn.Module, train_samples: Sequence[dict], test_samples: S
     torch.manual_seed(settings.seed)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "history": []}
+    run_id = run_id or json.dumps(asdict(settings), sort_keys=True)
+    state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "history": [], "run_id": run_id}
     last = out / "last.pt"
-    if last.exists():  # resume
+    if last.exists():
         ckpt = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
+        if ckpt["state"].get("run_id") == run_id:  # resume the same run
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            state = ckpt["state"]
+        else:
+            print(f"{last}: checkpoint of another run (model, settings or data changed); starting afresh")
     t0 = time.perf_counter()
     epochs_now = 0
     bar = tqdm(total=settings.max_epochs, initial=state["epoch"], desc="train", unit="epoch",
