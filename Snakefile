@@ -38,9 +38,17 @@ def _rule_python():
 HOMLEARN = f"PYTHONPATH={shlex.quote(str(SRC))}${{PYTHONPATH:+:$PYTHONPATH}} {_rule_python()} -m homlearn.cli"
 
 
-def config_json(*keys):
-    """The validated config as a shell-quoted JSON argument (its params trigger reruns)."""
-    return shlex.quote(json.dumps(config, sort_keys=True))
+def config_json(section, keep=None, drop=()):
+    """One config section (only the keys a rule uses) as a shell-quoted JSON argument.
+
+    A rule's params are Snakemake rerun triggers: a rule sees only what it depends on, so
+    changing, say, a learning rate retrains without touching the datasets.
+    """
+    part = {k: v for k, v in config[section].items() if (keep is None or k in keep) and k not in drop}
+    chosen = {section: part}
+    if section == "heat2d" and keep is None:
+        chosen["dask"] = config["dask"]
+    return shlex.quote(json.dumps(chosen, sort_keys=True))
 
 
 include: "workflow/rules/heat2d.smk"

@@ -39,6 +39,17 @@ def test_snakemake_end_to_end(tmp_path):
     again = subprocess.run(snake + ["-n"], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
+    # a changed learning rate retrains and re-evaluates, and leaves the datasets alone
+    cfg2 = tmp_path / "tiny-lr.yaml"
+    tiny = yaml.safe_load(cfg.read_text())
+    tiny["heat2d"]["train"]["lr"] = 0.002
+    cfg2.write_text(yaml.safe_dump(tiny))
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(cfg2)],
+                         cwd=ROOT, capture_output=True, text=True)
+    jobs = dry.stdout + dry.stderr
+    assert dry.returncode == 0 and "heat2d_train" in jobs and "heat2d_evaluate" in jobs, jobs[-2000:]
+    assert "heat2d_microstructure" not in jobs and "heat2d_solve" not in jobs, jobs[-2000:]
+
     report = subprocess.run(snake + ["--report", str(out / "report.html")], cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (out / "report.html").read_text(errors="ignore")

@@ -4,6 +4,16 @@
 # directory output before rerunning the job).
 
 H = f"{R}/heat2d"
+DATA_KEYS_EXCLUDED = ("models", "train", "report")  # what the data stages do not depend on
+
+
+def train_config(wildcards):
+    """The training settings and the one model's hyperparameters (its rerun triggers)."""
+    h = config["heat2d"]
+    part = {"train": h["train"], "models": {wildcards.model: h["models"][wildcards.model]}}
+    return shlex.quote(json.dumps({"heat2d": part}, sort_keys=True))
+
+
 HEAT_MODELS = ["fgcnn", "rgcnn"]
 HEAT_FIGURES = ["fig2_microstructures", "fig3b_mixture_rules", "fig13_parity",
                 "fig13a_error_distribution", "training_curves"]
@@ -13,7 +23,7 @@ rule heat2d_microstructure:
     output:
         summary=f"{H}/microstructure.json",
     params:
-        cfg=lambda w: config_json(),
+        cfg=config_json("heat2d", drop=DATA_KEYS_EXCLUDED),
         store=f"{H}/microstructures.zarr",
     threads: workflow.cores
     resources:
@@ -33,7 +43,7 @@ rule heat2d_solve:
     output:
         summary=f"{H}/solve.json",
     params:
-        cfg=lambda w: config_json(),
+        cfg=config_json("heat2d", drop=DATA_KEYS_EXCLUDED),
         micro=f"{H}/microstructures.zarr",
         store=f"{R}/datasets/heat2d.zarr",
     threads: workflow.cores
@@ -54,7 +64,7 @@ rule heat2d_train:
     output:
         model=f"{H}/models/{{model}}/model.json",
     params:
-        cfg=lambda w: config_json(),
+        cfg=train_config,
         store=f"{R}/datasets/heat2d.zarr",
         out=lambda w: f"{H}/models/{w.model}",
     wildcard_constraints:
@@ -81,7 +91,7 @@ rule heat2d_evaluate:
         figures=[report(f"{H}/{name}.png", caption=f"../report/heat2d_{name}.rst", category="heat2d",
                         labels={"figure": name}) for name in HEAT_FIGURES],
     params:
-        cfg=lambda w: config_json(),
+        cfg=config_json("heat2d", keep=("report",)),
         store=f"{R}/datasets/heat2d.zarr",
         models=" ".join(f"--model {m}={H}/models/{m}" for m in HEAT_MODELS),
     log:
