@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV  := .venv
 BIN   := $(VENV)/bin
 CORES ?= all
+CONFIG ?=            # e.g. make run CONFIG=workflow/configs/heat2d-paper.yaml (default: config.yaml)
+SNAKE_CONFIG := $(if $(strip $(CONFIG)),--configfile $(strip $(CONFIG)))
 
 .PHONY: setup run test report bench clean
 
@@ -10,8 +12,8 @@ setup:
 	@bash scripts/bootstrap.sh
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
-	$(BIN)/snakemake --cores 1 --configfile config.yaml --report results/report.html
+	$(BIN)/snakemake --cores $(CORES) $(SNAKE_CONFIG)
+	$(BIN)/snakemake --cores 1 $(SNAKE_CONFIG) --report results/report.html
 	@echo "report: results/report.html   metrics: results/heat2d/metrics.json"
 
 test: setup

@@ -120,3 +120,22 @@ def test_changed_settings_do_not_resume_an_old_run(heat2d_small, tmp_path):
     second_history = (tmp_path / "history.csv").read_text()
     assert len(second_history.strip().splitlines()) == 1 + 3
     assert second_history != first_history  # trained anew with the new learning rate
+
+
+def test_changed_seed_replaces_the_store_same_seed_resumes(tmp_path):
+    """After a config change Snakemake reruns the stage: a store made from other settings must be
+    rebuilt, not 'resumed' as if it were finished; the same settings resume with nothing to do."""
+    from homlearn.config import validate_config
+    from homlearn.datasets.heat2d import run_microstructure_stage
+
+    def run(seed):
+        cfg = validate_config({"heat2d": {"n_samples": 8, "seed": seed}, "dask": {"batch_size": 8, "progress": False}})
+        rep = run_microstructure_stage(cfg["heat2d"], cfg["dask"], tmp_path / "m.zarr", 1)
+        return rep, xr.open_zarr(tmp_path / "m.zarr")["seed"].values.copy()
+
+    rep1, seeds1 = run(1)
+    rep_same, seeds_same = run(1)
+    assert rep_same.batches_run == 0 and np.array_equal(seeds_same, seeds1)
+    rep2, seeds2 = run(2)
+    assert rep2.batches_run == 1 and rep2.samples_done == 8
+    assert not np.any(seeds2 == seeds1)

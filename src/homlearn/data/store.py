@@ -19,6 +19,9 @@ data. `write_block` therefore refuses any region that is not made of whole chunk
 
 from __future__ import annotations
 
+import json
+import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -90,21 +93,32 @@ class Layout:
 
 
 def create_store(path: Path | str, layout: Layout, variables: Mapping[str, Variable],
-                 attrs: Mapping[str, Any] | None = None, overwrite: bool = False) -> zarr.Group:
+                 attrs: Mapping[str, Any] | None = None, overwrite: bool = False,
+                 content: Mapping[str, Any] | None = None, replace_stale: bool = False) -> zarr.Group:
     """Create a store with the full shape of every variable, plus status and ragged offsets.
 
-    An existing store with the same layout is opened as it is (resume); a different layout is
-    an error unless ``overwrite``.
+    ``content`` is what determines the stored values (seeds, sizes, material constants). An
+    existing store with the same layout and content is opened as it is (resume). One made from
+    other settings is stale: it is replaced when ``replace_stale`` (a rerun after a config
+    change), an error otherwise. ``overwrite`` always starts afresh.
     """
     path = Path(path)
+    content = json.loads(json.dumps(dict(content or {})))  # as it reads back from the attrs
     if path.exists() and not overwrite:
         group = zarr.open_group(path, mode="r+")
-        stored = group.attrs.get("layout")
-        if stored != _layout_attrs(layout):
-            raise ValueError(
-                f"{path} exists with layout {stored}, which differs from the requested "
-                f"{_layout_attrs(layout)}; delete it or use another results folder")
-        return group
+        stored = (group.attrs.get("layout"), group.attrs.get("content", {}))
+        wanted = (_layout_attrs(layout), content)
+        if stored == wanted:
+            return group
+        changed = sorted(k for k in set(stored[1]) | set(content) if stored[1].get(k) != content.get(k))
+        what = f"layout {stored[0]} -> {wanted[0]}" if stored[0] != wanted[0] else f"settings {changed}"
+        if not replace_stale:
+            raise ValueError(f"{path} exists but was made with other {what}; delete it or use "
+                             "another results folder")
+        print(f"{path}: made with other {what}; replacing it", file=sys.stderr)
+        overwrite = True
+    if overwrite and path.exists():
+        shutil.rmtree(path)
     group = zarr.open_group(path, mode="w", zarr_format=3)
     all_vars = dict(variables)
     all_vars["status"] = Variable(("sample",), "int8", {
@@ -122,6 +136,7 @@ def create_store(path: Path | str, layout: Layout, variables: Mapping[str, Varia
         arr.attrs.update(dict(var.attrs))
     group.attrs.update(dict(attrs or {}))
     group.attrs["layout"] = _layout_attrs(layout)
+    group.attrs["content"] = content
     return group
 
 

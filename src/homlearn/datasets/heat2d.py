@@ -10,7 +10,6 @@ This module imports neither torch nor dolfinx at import time (workers stay light
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -203,20 +202,26 @@ def _attrs(cfg, stage):
             "config": dict(cfg), "paper": "gcnn section 3.1, appendix A.1"}
 
 
+#: the config keys that determine each store's values (a change replaces the store on rerun)
+MICROSTRUCTURE_CONTENT = ("n_samples", "seed", "tessellation", "n_grains", "target_cells", "max_cells")
+DATASET_CONTENT = MICROSTRUCTURE_CONTENT + ("kappa", "split")
+
+
 def create_microstructure_store(path, cfg, batch_size):
-    return create_store(path, layout(cfg, batch_size), MICROSTRUCTURE_VARIABLES, _attrs(cfg, "microstructure"))
+    return create_store(path, layout(cfg, batch_size), MICROSTRUCTURE_VARIABLES, _attrs(cfg, "microstructure"),
+                        content={k: cfg[k] for k in MICROSTRUCTURE_CONTENT}, replace_stale=True)
 
 
 def create_dataset_store(path, cfg, batch_size):
-    path = Path(path)
-    new = not path.exists()
     group = create_store(path, layout(cfg, batch_size), DATASET_VARIABLES, {
         **_attrs(cfg, "solve"),
         "solver": {"method": "DOLFINx P1 Galerkin; reduced system by dense Cholesky (sparse LU above 1500 unknowns)", "kappa": list(cfg["kappa"]),
-                   "boundary_conditions": "theta=0 at x=0, theta=1 at x=1, insulated y=0 and y=1"}})
-    if new:  # the split is drawn once, when the store is created, and never re-drawn
+                   "boundary_conditions": "theta=0 at x=0, theta=1 at x=1, insulated y=0 and y=1"}},
+        content={k: cfg[k] for k in DATASET_CONTENT}, replace_stale=True)
+    if not group.attrs.get("split_drawn"):  # drawn once, when the store is made, never re-drawn
         split = draw_split(cfg["n_samples"], cfg["split"]["fractions"], cfg["split"]["seed"])
         group["split"][:] = split
+        group.attrs["split_drawn"] = True
     return group
 
 
