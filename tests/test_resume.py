@@ -139,3 +139,36 @@ def test_changed_seed_replaces_the_store_same_seed_resumes(tmp_path):
     rep2, seeds2 = run(2)
     assert rep2.batches_run == 1 and rep2.samples_done == 8
     assert not np.any(seeds2 == seeds1)
+
+
+def test_killed_dask_stage_leaves_no_workers_and_resumes(tmp_path):
+    """SIGKILL the driver of a stage running on 2 Dask worker processes: the workers exit with
+    it, and the rerun finishes only the unfinished batches."""
+    import psutil
+
+    cfg = {"heat2d": {"n_samples": 800, "seed": 4}, "dask": {"batch_size": 16, "progress": False}}
+    store = tmp_path / "m.zarr"
+    cmd = [sys.executable, "-m", "homlearn.cli", "heat2d", "microstructure", str(store), "--threads", "2",
+           "--config-json", json.dumps(cfg)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, done = time.time() + 120, 0
+    while time.time() < deadline and proc.poll() is None and done < 96:
+        time.sleep(0.2)
+        try:
+            done = int(np.sum(zarr.open_group(store, mode="r")["status"][:] == 1))
+        except Exception:
+            done = 0
+    assert proc.poll() is None, "the stage finished before it could be killed"
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"worker processes survived the driver: {alive}"
+    status = zarr.open_group(store, mode="r")["status"][:]
+    n_done_batches = sum(np.all(status[b * 16:(b + 1) * 16] == 1) for b in range(50))
+    assert 0 < n_done_batches < 50
+    summary = tmp_path / "summary.json"
+    subprocess.run(cmd + ["--summary", str(summary)], cwd=ROOT, check=True, capture_output=True)
+    rep = json.loads(summary.read_text())
+    assert rep["samples_done"] == 800 and rep["batches_run"] == 50 - n_done_batches

@@ -34,9 +34,10 @@ def _write_report(path, report) -> None:
 
 
 def _stage_summary(report) -> str:
-    rate = report.samples_done / report.seconds if report.seconds > 0 and report.batches_run else 0.0
+    rate = report.samples_run / report.seconds if report.seconds > 0 and report.samples_run else 0.0
     return (f"{report.name}: {report.samples_done}/{report.n_samples} done, {report.samples_failed} failed, "
-            f"{report.samples_pending} pending; {report.batches_run} batches in {report.seconds:.1f} s"
+            f"{report.samples_pending} pending; {report.samples_run} samples ({report.batches_run} batches) "
+            f"run now in {report.seconds:.1f} s"
             + (f" ({rate:.1f} samples/s)" if rate else ""))
 
 

@@ -27,6 +27,7 @@ class StageReport:
     name: str
     n_samples: int
     batches_run: int
+    samples_run: int
     samples_done: int
     samples_failed: int
     samples_pending: int
@@ -80,6 +81,7 @@ def run_stage(name: str, store_path: Path | str, batch_fn: Callable, params: Map
     status = zarr.open_group(store_path, mode="r")["status"][:]
     report = StageReport(
         name=name, n_samples=layout.n_samples, batches_run=len(todo),
+        samples_run=sum(_n(layout, b) for b in todo),
         samples_done=int(np.sum(status == STATUS_DONE)), samples_failed=int(np.sum(status < 0)),
         samples_pending=int(np.sum(status == STATUS_PENDING)), seconds=time.perf_counter() - t0,
         failures=failures, broken_batches=broken)
