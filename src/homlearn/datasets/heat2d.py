@@ -119,7 +119,7 @@ def microstructure_batch(store_path: str, batch: int, params: Mapping[str, Any])
 
 def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[dict]:
     """Solve steady conduction for every sample of one batch and write the dataset block."""
-    from homlearn.solvers.fem.heat import (HeatConduction2D, conductivity_bounds, mixture_rules)
+    from homlearn.solvers.fem.heat import conductivity_bounds, mixture_rules
 
     kappa = tuple(params["kappa"])
     solver = _solver(kappa)
@@ -127,7 +127,7 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     group = zarr.open_group(store_path, mode="r+")
     writer = BatchWriter(group, batch)
     mstatus = micro["status"][writer.samples]
-    sample_vars = {k: micro[k][writer.samples] for k in ("seed", "n_grains", "status")}
+    sample_vars = {k: micro[k][writer.samples] for k in ("seed", "n_grains")}
     ragged = {k: _block(micro, k, batch) for k in
               ("point_xy", "cell_nodes", "cell_grain", "edge_cells", "grain_angle", "grain_seed")}
     offsets = {d: micro[f"{d}_offset"][writer.samples] - layout_of(micro).block(d, batch).start
@@ -226,29 +226,29 @@ def create_dataset_store(path, cfg, batch_size):
 
 
 def run_microstructure_stage(cfg, dask_cfg, store_path, threads=1, failure_log=None):
-    from homlearn.parallel.cluster import dask_client
-    from homlearn.parallel.stage import run_stage
-
+    """Mesh every pending sample (resumable); returns the stage report."""
     create_microstructure_store(store_path, cfg, dask_cfg["batch_size"])
     params = {k: cfg[k] for k in ("seed", "n_grains", "target_cells", "tessellation")}
-    return _run(run_stage, dask_client, "microstructure", store_path, microstructure_batch, params,
-                dask_cfg, threads, failure_log)
+    return _run("microstructure", store_path, microstructure_batch, params, dask_cfg, threads, failure_log)
 
 
 def run_solve_stage(cfg, dask_cfg, micro_path, store_path, threads=1, failure_log=None):
-    from homlearn.parallel.cluster import dask_client
-    from homlearn.parallel.stage import run_stage
+    """Solve every pending sample (resumable); returns the stage report."""
     from homlearn.solvers.fem.heat import warm_jit_cache
 
     create_dataset_store(store_path, cfg, dask_cfg["batch_size"])
     warm_jit_cache()  # compile the forms once in the driver; workers load them from the cache
     params = {"kappa": list(cfg["kappa"]), "microstructures": str(micro_path)}
-    return _run(run_stage, dask_client, "solve", store_path, solve_batch, params,
-                dask_cfg, threads, failure_log)
+    return _run("solve", store_path, solve_batch, params, dask_cfg, threads, failure_log)
 
 
-def _run(run_stage, dask_client, name, store_path, fn, params, dask_cfg, threads, failure_log):
+def _run(name, store_path, fn, params, dask_cfg, threads, failure_log):
+    """In this process for one local thread, else on a Dask cluster from config."""
+    from homlearn.parallel.cluster import dask_client
+    from homlearn.parallel.stage import run_stage
+
+    progress = dask_cfg.get("progress", True)
     if threads <= 1 and dask_cfg.get("cluster", "local") == "local":
-        return run_stage(name, store_path, fn, params, None, dask_cfg.get("progress", True), failure_log)
+        return run_stage(name, store_path, fn, params, None, progress, failure_log)
     with dask_client(dask_cfg, threads) as client:
-        return run_stage(name, store_path, fn, params, client, dask_cfg.get("progress", True), failure_log)
+        return run_stage(name, store_path, fn, params, client, progress, failure_log)
