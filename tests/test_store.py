@@ -28,7 +28,7 @@ def test_round_trip_through_xarray(tmp_path):
             expected[i] = (np.array([i, -i]), c, f)
             w.add(local, {"a": expected[i][0]}, {"c": c, "f": f})
         w.flush()
-    ds = xr.open_zarr(tmp_path / "s.zarr", consolidated=None)
+    ds = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
     assert ds["a"].dims == ("sample", "xy") and ds["c"].dims == ("cell",)
     assert ds["a"].attrs["units"] == "m" and ds.attrs["purpose"] == "test"
     assert np.all(ds["status"].values == 1)
