@@ -46,15 +46,17 @@ def config_json(section, keep=None, drop=()):
     """
     part = {k: v for k, v in config[section].items() if (keep is None or k in keep) and k not in drop}
     chosen = {section: part}
-    if section == "heat2d" and keep is None:
+    if section in ("heat2d", "elastic_ls") and keep is None:
         chosen["dask"] = config["dask"]
     return shlex.quote(json.dumps(chosen, sort_keys=True))
 
 
 include: "workflow/rules/heat2d.smk"
+include: "workflow/rules/elastic_ls.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.heat2d_all.input,
+        rules.elastic_ls_all.input,

@@ -53,7 +53,7 @@ def test_mesh_and_graph_checks(heat2d_small):
 
 
 def test_split_is_stored_and_seeded(heat2d_small):
-    from homlearn.datasets.heat2d import draw_split
+    from homlearn.data.split import draw_split
 
     ds = xr.open_zarr(heat2d_small["data"])
     split = ds["split"].values

@@ -20,6 +20,7 @@ def test_snakemake_end_to_end(tmp_path):
         "heat2d": {"n_samples": 64, "seed": 11,
                    "train": {"max_epochs": 8, "patience": 8, "batch_size": 16},
                    "report": {"n_examples": 2}},
+        "elastic_ls": {"n_design_points": 2, "per_point": 2, "grid": 10, "batch_size": 2, "contrasts": [10]},
     }))
     snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg)]
     run = subprocess.run(snake, cwd=ROOT, capture_output=True, text=True)
@@ -31,6 +32,8 @@ def test_snakemake_end_to_end(tmp_path):
         assert m["n"] > 0 and m["rmse"] > 0 and m["rmse"] < 0.5
     for fig in ("fig2_microstructures", "fig3b_mixture_rules", "fig13_parity", "fig13a_error_distribution"):
         assert (out / "heat2d" / f"{fig}.png").stat().st_size > 10_000
+    el = json.loads((out / "elastic_ls" / "solve_cr10.json").read_text())
+    assert el["samples_done"] == 4 and el["samples_failed"] == 0
     solve = json.loads((out / "heat2d" / "solve.json").read_text())
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())

@@ -5,6 +5,7 @@
     homlearn heat2d solve results/heat2d/microstructures.zarr results/datasets/heat2d.zarr --threads 2
     homlearn heat2d train results/datasets/heat2d.zarr rgcnn results/heat2d/models/rgcnn
     homlearn heat2d evaluate results/datasets/heat2d.zarr results/heat2d --model fgcnn=... --model rgcnn=...
+    homlearn elastic_ls solve 10 results/datasets/elastic_ls_cr10.zarr --threads 2
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -57,6 +58,16 @@ def cmd_solve(args):
     cfg = _config(args)
     rep = run_solve_stage(cfg["heat2d"], cfg["dask"], args.microstructures, args.out, args.threads,
                           args.failure_log)
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
+
+
+def cmd_elastic_ls_solve(args):
+    from homlearn.datasets.elastic_ls import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["elastic_ls"], cfg["dask"], args.contrast, args.out, args.threads, args.failure_log)
     _write_report(args.summary, rep)
     print(_stage_summary(rep), file=sys.stderr)
     return _stage_exit(rep)
@@ -163,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("out")
     e.add_argument("--model", action="append", default=[], help="name=model_dir (repeatable)")
     e.set_defaults(func=cmd_evaluate)
+
+    el = sub.add_parser("elastic_ls", help="voxel strain fields of two-phase cells (paper rln)").add_subparsers(
+        dest="step", required=True)
+    es = with_config(el.add_parser("solve", help="generate and solve the cells at one contrast (Dask)"))
+    es.add_argument("contrast", type=float, help="E_hard / E_soft")
+    es.add_argument("out")
+    es.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
+    es.add_argument("--summary", default=None, help="write the stage summary JSON here")
+    es.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
+    es.set_defaults(func=cmd_elastic_ls_solve)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")

@@ -80,6 +80,13 @@ def _check_semantics(config: dict[str, Any]) -> None:
     fractions = heat.get("split", {}).get("fractions", [0.7, 0.2, 0.1])
     if abs(sum(fractions) - 1.0) > 1e-9:
         problems.append(f"config key 'heat2d.split.fractions': {fractions} must sum to 1")
+    els = config.get("elastic_ls", {})
+    for key in ("width_range", "fraction_range"):
+        lo, hi = els.get(key, [0, 1])
+        if lo > hi:
+            problems.append(f"config key 'elastic_ls.{key}': lower bound {lo} exceeds upper bound {hi}")
+    if abs(sum(els.get("split", {}).get("fractions", [0.4, 0.2, 0.4])) - 1.0) > 1e-9:
+        problems.append("config key 'elastic_ls.split.fractions' must sum to 1")
     dask = config.get("dask", {})
     if dask.get("cluster") == "address" and not dask.get("address"):
         problems.append("config key 'dask.address' is required when 'dask.cluster' is 'address'")

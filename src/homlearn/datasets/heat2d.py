@@ -16,6 +16,7 @@ import numpy as np
 import zarr
 
 from homlearn import __version__
+from homlearn.data.split import draw_split
 from homlearn.data.store import (BatchWriter, CapacityError, Layout, Variable, create_store,
                                  layout_of, read_ragged)
 
@@ -71,17 +72,6 @@ DATASET_VARIABLES = {
     "split": Variable(("sample",), "int8", {"long_name": "data split",
                                             "flag_values": list(SPLIT_NAMES), "flag_meanings": list(SPLIT_NAMES.values())}),
 }
-
-
-def draw_split(n: int, fractions, seed: int) -> np.ndarray:
-    """Seeded train/test/validation assignment (paper section 6: 7:2:1), stored with the data."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    bounds = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
-    split = np.empty(n, dtype=np.int8)
-    for code, idx in enumerate(np.split(order, bounds)):
-        split[idx] = code
-    return split
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,28 +217,19 @@ def create_dataset_store(path, cfg, batch_size):
 
 def run_microstructure_stage(cfg, dask_cfg, store_path, threads=1, failure_log=None):
     """Mesh every pending sample (resumable); returns the stage report."""
+    from homlearn.parallel.stage import run_stage_from_config
+
     create_microstructure_store(store_path, cfg, dask_cfg["batch_size"])
     params = {k: cfg[k] for k in ("seed", "n_grains", "target_cells", "tessellation")}
-    return _run("microstructure", store_path, microstructure_batch, params, dask_cfg, threads, failure_log)
+    return run_stage_from_config("microstructure", store_path, microstructure_batch, params, dask_cfg, threads, failure_log)
 
 
 def run_solve_stage(cfg, dask_cfg, micro_path, store_path, threads=1, failure_log=None):
     """Solve every pending sample (resumable); returns the stage report."""
+    from homlearn.parallel.stage import run_stage_from_config
     from homlearn.solvers.fem.heat import warm_jit_cache
 
     create_dataset_store(store_path, cfg, dask_cfg["batch_size"])
     warm_jit_cache()  # compile the forms once in the driver; workers load them from the cache
     params = {"kappa": list(cfg["kappa"]), "microstructures": str(micro_path)}
-    return _run("solve", store_path, solve_batch, params, dask_cfg, threads, failure_log)
-
-
-def _run(name, store_path, fn, params, dask_cfg, threads, failure_log):
-    """In this process for one local thread, else on a Dask cluster from config."""
-    from homlearn.parallel.cluster import dask_client
-    from homlearn.parallel.stage import run_stage
-
-    progress = dask_cfg.get("progress", True)
-    if threads <= 1 and dask_cfg.get("cluster", "local") == "local":
-        return run_stage(name, store_path, fn, params, None, progress, failure_log)
-    with dask_client(dask_cfg, threads) as client:
-        return run_stage(name, store_path, fn, params, client, progress, failure_log)
+    return run_stage_from_config("solve", store_path, solve_batch, params, dask_cfg, threads, failure_log)

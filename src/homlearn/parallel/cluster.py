@@ -14,6 +14,10 @@ SINGLE_THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
+    # glibc: keep freed memory in the process instead of mmap/munmap per large temporary
+    # (FFT solver iterations allocate ~10 MB tensors; measured 20% faster, a tenth of the sys time)
+    "MALLOC_MMAP_THRESHOLD_": "4294967296",
+    "MALLOC_TRIM_THRESHOLD_": "4294967296",
 }
 
 

@@ -92,6 +92,17 @@ def run_stage(name: str, store_path: Path | str, batch_fn: Callable, params: Map
     return report
 
 
+def run_stage_from_config(name, store_path, batch_fn, params, dask_cfg, threads=1, failure_log=None):
+    """``run_stage`` in this process for one local thread, else on a Dask cluster from config."""
+    from homlearn.parallel.cluster import dask_client
+
+    progress = dask_cfg.get("progress", True)
+    if threads <= 1 and dask_cfg.get("cluster", "local") == "local":
+        return run_stage(name, store_path, batch_fn, params, None, progress, failure_log)
+    with dask_client(dask_cfg, threads) as client:
+        return run_stage(name, store_path, batch_fn, params, client, progress, failure_log)
+
+
 def _n(layout, b: int) -> int:
     s = layout.batch_samples(b)
     return s.stop - s.start
