@@ -30,23 +30,14 @@ def run(samples: int, workers: int, batch_size: int, root: Path, use_dask: bool)
     micro, data = root / "micro.zarr", root / "data.zarr"
     threads = workers if use_dask else 1
     t0 = time.perf_counter()
-    if use_dask:
+    if use_dask:  # the stages' own code, on a cluster started first so its start-up is timed apart
         from homlearn.parallel.cluster import dask_client
-        from homlearn.parallel.stage import run_stage
-        from homlearn.datasets import heat2d
-        from homlearn.solvers.fem.heat import warm_jit_cache
 
-        warm_jit_cache()
         with dask_client(cfg["dask"], threads) as client:
             client.wait_for_workers(threads)
             t_start = time.perf_counter() - t0
-            heat2d.create_microstructure_store(micro, cfg["heat2d"], batch_size)
-            m = run_stage("microstructure", micro, heat2d.microstructure_batch,
-                          {k: cfg["heat2d"][k] for k in ("seed", "n_grains", "target_cells", "tessellation")},
-                          client, progress=False)
-            heat2d.create_dataset_store(data, cfg["heat2d"], batch_size)
-            s = run_stage("solve", data, heat2d.solve_batch,
-                          {"kappa": cfg["heat2d"]["kappa"], "microstructures": str(micro)}, client, progress=False)
+            m = run_microstructure_stage(cfg["heat2d"], cfg["dask"], micro, threads, client=client)
+            s = run_solve_stage(cfg["heat2d"], cfg["dask"], micro, data, threads, client=client)
     else:
         t_start = 0.0
         m = run_microstructure_stage(cfg["heat2d"], cfg["dask"], micro, 1)

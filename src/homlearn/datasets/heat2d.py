@@ -215,21 +215,22 @@ def create_dataset_store(path, cfg, batch_size):
     return group
 
 
-def run_microstructure_stage(cfg, dask_cfg, store_path, threads=1, failure_log=None):
-    """Mesh every pending sample (resumable); returns the stage report."""
+def run_microstructure_stage(cfg, dask_cfg, store_path, threads=1, failure_log=None, client=None):
+    """Mesh every pending sample (resumable; on ``client`` if given); returns the stage report."""
     from homlearn.parallel.stage import run_stage_from_config
 
     create_microstructure_store(store_path, cfg, dask_cfg["batch_size"])
     params = {k: cfg[k] for k in ("seed", "n_grains", "target_cells", "tessellation")}
-    return run_stage_from_config("microstructure", store_path, microstructure_batch, params, dask_cfg, threads, failure_log)
+    return run_stage_from_config("microstructure", store_path, microstructure_batch, params, dask_cfg, threads,
+                                 failure_log, client)
 
 
-def run_solve_stage(cfg, dask_cfg, micro_path, store_path, threads=1, failure_log=None):
-    """Solve every pending sample (resumable); returns the stage report."""
+def run_solve_stage(cfg, dask_cfg, micro_path, store_path, threads=1, failure_log=None, client=None):
+    """Solve every pending sample (resumable; on ``client`` if given); returns the stage report."""
     from homlearn.parallel.stage import run_stage_from_config
     from homlearn.solvers.fem.heat import warm_jit_cache
 
     create_dataset_store(store_path, cfg, dask_cfg["batch_size"])
     warm_jit_cache()  # compile the forms once in the driver; workers load them from the cache
     params = {"kappa": list(cfg["kappa"]), "microstructures": str(micro_path)}
-    return run_stage_from_config("solve", store_path, solve_batch, params, dask_cfg, threads, failure_log)
+    return run_stage_from_config("solve", store_path, solve_batch, params, dask_cfg, threads, failure_log, client)

@@ -92,11 +92,15 @@ def run_stage(name: str, store_path: Path | str, batch_fn: Callable, params: Map
     return report
 
 
-def run_stage_from_config(name, store_path, batch_fn, params, dask_cfg, threads=1, failure_log=None):
-    """``run_stage`` in this process for one local thread, else on a Dask cluster from config."""
+def run_stage_from_config(name, store_path, batch_fn, params, dask_cfg, threads=1, failure_log=None,
+                          client=None):
+    """``run_stage`` on ``client`` if given, in this process for one local thread, else on a Dask
+    cluster made from config for this stage."""
     from homlearn.parallel.cluster import dask_client
 
     progress = dask_cfg.get("progress", True)
+    if client is not None:
+        return run_stage(name, store_path, batch_fn, params, client, progress, failure_log)
     if threads <= 1 and dask_cfg.get("cluster", "local") == "local":
         return run_stage(name, store_path, batch_fn, params, None, progress, failure_log)
     with dask_client(dask_cfg, threads) as client:
