@@ -1,20 +1,21 @@
 """Batched small-strain linear elastic Fourier-Galerkin solver (torch, CPU or CUDA).
 
 Cell problem (paper 'rln', eq. 1-2 and its L-S form eq. 8-11): find a compatible,
-zero-mean fluctuation ``eps~`` such that ``sigma = C : (E + eps~)`` is in
+zero-mean fluctuation ``eps~`` such that ``sigma = C : (E + eps~ - eps*)`` is in
 equilibrium. In the Fourier-Galerkin form (Zeman et al. 2017; de Geus et al.
 2017; the reference-medium-free descendant of Moulinec-Suquet) this reads
 
-    P(C : eps~) = -P(C : E),
+    P(C : eps~) = -P(C : (E - eps*)),
 
 with ``P`` the orthogonal projection onto compatible fields
-(:mod:`homlearn.solvers.fft.projection`). The operator ``x -> P(C : x)`` is
-symmetric positive definite on the compatible subspace, so it is solved by
-conjugate gradients started from ``eps~ = 0`` (every iterate stays compatible).
+(:class:`homlearn.solvers.fft.projection.Projector`, continuous or Willot gradient,
+optionally with mixed stress control at the zero frequency). The operator
+``x -> P(C : x)`` is symmetric positive definite on the compatible subspace, so it
+is solved by conjugate gradients started from ``eps~ = 0``.
 
 Batching: ``B`` cells are iterated together, each with its own CG scalars and a
-convergence mask; a converged (or broken-down) cell is frozen, a cell that
-misses ``max_iter`` is reported, never raised.
+convergence mask (:func:`homlearn.solvers.fft.krylov.batched_cg`); a cell that
+misses ``max_iter`` is reported with its status and residual, never raised.
 """
 
 from __future__ import annotations
@@ -25,106 +26,42 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from homlearn.solvers.fft.projection import project_real, wave_vectors
+from homlearn.materials.elastic import CubicMaterial, IsotropicMaterial, isotropic_stiffness_apply
+from homlearn.solvers.fft.control import MacroControl
+from homlearn.solvers.fft.krylov import SolveStatus, batched_cg
+from homlearn.solvers.fft.projection import Projector
 
 __all__ = ["isotropic_stiffness_apply", "IsotropicMaterial", "CubicMaterial",
-           "LinearSolveResult", "solve_linear", "reference_solve_linear"]
+           "LinearSolveResult", "solve_linear", "reference_solve_linear", "SelectCache"]
 
 
-# --------------------------------------------------------------------------- materials
-def _eye_field(d: int, like: torch.Tensor) -> torch.Tensor:
-    nsp = like.ndim - 3
-    return torch.eye(d, dtype=like.dtype, device=like.device).reshape(1, d, d, *(1,) * nsp)
+class SelectCache:
+    """``material.select(index)`` remembered for the last index (the active set of a Krylov solve)."""
+
+    def __init__(self, material, batch_size: int | None = None):
+        self.material = material
+        self.can_select = hasattr(material, "select")
+        self.batch_size = batch_size if batch_size is not None else getattr(material, "batch_size", -1)
+        self._key, self._sub = None, None
+
+    def __call__(self, index: torch.Tensor):
+        if not self.can_select or index.numel() == self.batch_size:
+            return self.material
+        key = tuple(index.tolist())
+        if key != self._key:
+            self._key, self._sub = key, self.material.select(index)
+        return self._sub
 
 
-def _field(c: torch.Tensor) -> torch.Tensor:
-    """A scalar stays a scalar; a voxel field ``(B, *grid)`` gets two tensor axes ``(B, 1, 1, *grid)``."""
-    return c[:, None, None] if c.ndim else c
-
-
-def isotropic_stiffness_apply(eps: torch.Tensor, lam: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    """Hooke's law ``sigma = lam tr(eps) I + 2 mu eps`` (rln eq. 1); ``lam``, ``mu`` broadcast to ``(B, *grid)``.
-
-    In 2D (``d = 2``) this is the in-plane part of plane strain.
-    """
-    d = eps.shape[1]
-    lam = _field(torch.as_tensor(lam, dtype=eps.dtype, device=eps.device))
-    mu = _field(torch.as_tensor(mu, dtype=eps.dtype, device=eps.device))
-    tr = torch.einsum("bii...->b...", eps)[:, None, None]
-    return lam * tr * _eye_field(d, eps) + 2.0 * mu * eps
-
-
-class IsotropicMaterial:
-    """``sigma = material(eps)`` for voxel fields ``lam``, ``mu`` of shape ``(B, *grid)``."""
-
-    def __init__(self, lam, mu):
-        lam, mu = torch.as_tensor(lam), torch.as_tensor(mu)
-        self.lam, self.mu = torch.broadcast_tensors(lam, mu)
-
-    @classmethod
-    def from_young_poisson(cls, young, poisson):
-        young, poisson = torch.as_tensor(young), torch.as_tensor(poisson)
-        return cls(young * poisson / ((1 + poisson) * (1 - 2 * poisson)), young / (2 * (1 + poisson)))
-
-    def to(self, device=None, dtype=None) -> "IsotropicMaterial":
-        return IsotropicMaterial(self.lam.to(device=device, dtype=dtype), self.mu.to(device=device, dtype=dtype))
-
-    def select(self, index: torch.Tensor) -> "IsotropicMaterial":
-        """The material of the cells ``index`` (used to skip converged cells)."""
-        return IsotropicMaterial(self.lam[index], self.mu[index])
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.lam.shape[0])
-
-    def __call__(self, eps: torch.Tensor) -> torch.Tensor:
-        lam = self.lam.to(device=eps.device, dtype=eps.dtype)
-        mu = self.mu.to(device=eps.device, dtype=eps.dtype)
-        return isotropic_stiffness_apply(eps, lam, mu)
-
-
-class CubicMaterial:
-    """Cubic elasticity ``(c11, c12, c44)`` with a rotation per voxel.
-
-    ``rotation`` is ``(B, d, d, *grid)`` and maps crystal to sample axes:
-    ``sigma = R [C_cubic : (R^T eps R)] R^T`` with, in the crystal frame,
-    ``s_ii = (c11 - c12) e_ii + c12 tr(e)`` and ``s_ij = 2 c44 e_ij`` (i != j).
-    ``c11``, ``c12``, ``c44`` are scalars or ``(B, *grid)`` fields. For ``d = 2``
-    the rotation is about the out-of-plane axis (plane strain, in-plane part).
-    """
-
-    def __init__(self, c11, c12, c44, rotation):
-        self.c11, self.c12, self.c44 = (torch.as_tensor(c) for c in (c11, c12, c44))
-        self.rotation = torch.as_tensor(rotation)
-
-    def select(self, index: torch.Tensor) -> "CubicMaterial":
-        pick = (lambda c: c[index] if c.ndim else c)
-        return CubicMaterial(pick(self.c11), pick(self.c12), pick(self.c44), self.rotation[index])
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.rotation.shape[0])
-
-    def __call__(self, eps: torch.Tensor) -> torch.Tensor:
-        kw = dict(device=eps.device, dtype=eps.dtype)
-        c11, c12, c44 = (c.to(**kw) for c in (self.c11, self.c12, self.c44))
-        rot = self.rotation.to(**kw)
-        d = eps.shape[1]
-        e = torch.einsum("bki...,bkl...,blj...->bij...", rot, eps, rot)
-        eye = _eye_field(d, eps)
-        tr = torch.einsum("bii...->b...", e)[:, None, None]
-        s = eye * (_field(c11 - c12) * e + _field(c12) * tr) + (1 - eye) * 2.0 * _field(c44) * e
-        return torch.einsum("bik...,bkl...,bjl...->bij...", rot, s, rot)
-
-
-# --------------------------------------------------------------------------- solver
 @dataclass
 class LinearSolveResult:
-    """Fields ``(B, d, d, *grid)``, mean stress ``(B, d, d)`` and per-cell CG diagnostics.
+    """Fields ``(B, d, d, *grid)``, mean stress and strain ``(B, d, d)`` and per-cell diagnostics.
 
-    ``residual`` is the final true relative residual ``||P(C:eps) || / ||P(C:E)||``
-    (0 for cells whose right-hand side vanishes to round-off, e.g. homogeneous
-    cells); ``converged`` is the CG criterion (recursive residual <= tol).
+    ``residual`` is the final true relative residual ``||P(sigma) - Q Sigma*|| / ||b||``
+    with ``b`` the initial right-hand side (0 for cells whose right-hand side vanishes
+    to round-off, e.g. homogeneous cells under strain control); ``status`` holds
+    :class:`~homlearn.solvers.fft.krylov.SolveStatus` codes, ``converged`` is
+    ``status == CONVERGED`` (the CG criterion, recursive residual <= tol).
     """
 
     strain: torch.Tensor
@@ -132,101 +69,67 @@ class LinearSolveResult:
     mean_stress: torch.Tensor
     mean_strain: torch.Tensor
     converged: torch.Tensor
+    status: torch.Tensor
     iterations: torch.Tensor
     residual: torch.Tensor
 
 
-def _cdot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (x * y).flatten(1).sum(1)
-
-
-def _bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *(1,) * (like.ndim - 1))
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    return (x * x).flatten(1).sum(1).sqrt()
 
 
 def solve_linear(material: Callable[[torch.Tensor], torch.Tensor], E, grid_shape: Sequence[int],
                  batch: int | None = None, *, tol: float = 1e-10, max_iter: int = 1000,
-                 lengths: Sequence[float] | None = None, device=None,
-                 dtype: torch.dtype = torch.float64) -> LinearSolveResult:
-    """Solve ``P(C : eps~) = -P(C : E)`` for ``B`` cells by masked, batched CG.
+                 lengths: Sequence[float] | None = None, gradient: str = "continuous",
+                 stress_mask=None, mean_stress=None, eigenstrain: torch.Tensor | None = None,
+                 device=None, dtype: torch.dtype = torch.float64) -> LinearSolveResult:
+    """Solve ``P(C : eps~) = -P(C : (E - eps*)) + Q Sigma*`` for ``B`` cells by masked, batched CG.
 
-    ``material(eps) -> sigma`` maps ``(B, d, d, *grid)`` to the same shape (if it
-    has ``select(index)``, converged cells are skipped). ``E`` is ``(B, d, d)`` or
-    ``(d, d)`` (broadcast to ``batch`` cells; ``batch`` defaults to
-    ``material.batch_size`` or 1). Keep the material's tensors on ``device``
-    (``IsotropicMaterial.to``); otherwise they are copied at every application.
+    ``material(eps) -> sigma`` maps ``(B, d, d, *grid)`` to the same shape (if it has
+    ``select(index)``, converged cells are skipped). ``E`` is the mean strain ``(B, d, d)``
+    or ``(d, d)`` (broadcast to ``batch`` cells; ``batch`` defaults to
+    ``material.batch_size`` or 1), or a :class:`MacroControl`. Mixed control: the mean
+    stress components where ``stress_mask`` is true are prescribed by ``mean_stress``
+    (default 0) and the matching entries of ``E`` are free. ``eigenstrain`` is an optional
+    ``(B, d, d, *grid)`` field. Keep the material's tensors on ``device``; otherwise they
+    are copied at every application.
     """
     grid_shape = tuple(int(n) for n in grid_shape)
     d = len(grid_shape)
-    E = torch.as_tensor(E, dtype=dtype, device=device)
-    if E.ndim == 2:
-        b_size = batch if batch is not None else int(getattr(material, "batch_size", 1))
-        E = E.expand(b_size, d, d)
-    if E.shape[1:] != (d, d) or (batch is not None and E.shape[0] != batch):
-        raise ValueError(f"E must be ({d},{d}) or (B,{d},{d}), got {tuple(E.shape)}")
-    if (E - E.transpose(1, 2)).abs().max() > 1e-12 * max(float(E.abs().max()), 1e-300):
+    control = E if isinstance(E, MacroControl) else MacroControl(torch.as_tensor(E), stress_mask, mean_stress)
+    if batch is None and torch.as_tensor(control.strain).ndim == 2:
+        batch = int(getattr(material, "batch_size", 1))
+    E, mask, sig_star = control.resolve(d, batch, device=device, dtype=dtype)
+    if mask is None and (E - E.transpose(1, 2)).abs().max() > 1e-12 * max(float(E.abs().max()), 1e-300):
         raise ValueError("mean strain E must be symmetric")
-    device = E.device
-    nb = E.shape[0]
-    xi = wave_vectors(grid_shape, lengths, device=device, dtype=dtype)
-    E_field = E.reshape(nb, d, d, *(1,) * d).expand(nb, d, d, *grid_shape).contiguous()
+    device, nb = E.device, E.shape[0]
+    proj = Projector(grid_shape, lengths, kinematics="small", gradient=gradient, stress_mask=mask,
+                     device=device, dtype=dtype)
+    ones = (1,) * d
+    E_field = E.reshape(nb, d, d, *ones).expand(nb, d, d, *grid_shape).contiguous()
+    target = sig_star.reshape(nb, d, d, *ones)
+    if eigenstrain is not None:
+        eigenstrain = torch.as_tensor(eigenstrain, dtype=dtype, device=device).expand_as(E_field)
 
-    can_select = hasattr(material, "select")
-    sub_cache: dict = {}
+    def stress_of(strain):
+        return material(strain if eigenstrain is None else strain - eigenstrain)
 
-    def operator(x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        if bool(active.all()) or not can_select:
-            return project_real(material(x), xi)
-        idx = active.nonzero().squeeze(1)
-        key = tuple(idx.tolist())
-        if key not in sub_cache:
-            sub_cache.clear()
-            sub_cache[key] = material.select(idx)
-        out = torch.zeros_like(x)
-        out[idx] = project_real(sub_cache[key](x[idx]), xi)
-        return out
+    sig0 = stress_of(E_field)
+    b = target - proj(sig0)
+    b_norm = _norm(b)
+    trivial = b_norm <= 64 * torch.finfo(dtype).eps * _norm(sig0)   # homogeneous cell, no load
+    b = torch.where(trivial.reshape(nb, *(1,) * (d + 2)), torch.zeros_like(b), b)
+    subsets = SelectCache(material)
+    kr = batched_cg(lambda x, idx: proj(subsets(idx)(x)), b, tol=tol, max_iter=max_iter)
 
-    sig_E = material(E_field)
-    b = -project_real(sig_E, xi)
-    b_norm = _cdot(b, b).sqrt()
-    scale = _cdot(sig_E, sig_E).sqrt()
-    trivial = b_norm <= 64 * torch.finfo(dtype).eps * scale   # homogeneous cell or E = 0
-    safe_bn = torch.where(trivial, torch.ones_like(b_norm), b_norm)
-
-    x = torch.zeros_like(b)
-    r = torch.where(_bview(trivial, b), torch.zeros_like(b), b)
-    p = r.clone()
-    rr = _cdot(r, r)
-    active = ~trivial
-    converged = trivial.clone()
-    iterations = torch.zeros(nb, dtype=torch.int64, device=device)
-    for _ in range(max_iter):
-        if not bool(active.any()):
-            break
-        ap = operator(p, active)
-        pap = _cdot(p, ap)
-        broken = active & ~(pap > 0)                       # breakdown / NaN: freeze, not converged
-        active = active & ~broken
-        alpha = torch.where(active, rr / torch.where(active, pap, torch.ones_like(pap)), torch.zeros_like(rr))
-        x = x + _bview(alpha, x) * p
-        r = r - _bview(alpha, r) * ap
-        rr_new = _cdot(r, r)
-        iterations += active.to(torch.int64)
-        newly = active & (rr_new.sqrt() <= tol * safe_bn)
-        converged |= newly
-        beta = torch.where(active, rr_new / torch.where(active, rr, torch.ones_like(rr)), torch.zeros_like(rr))
-        p = torch.where(_bview(active, p), r + _bview(beta, p) * p, p)
-        rr = torch.where(active, rr_new, rr)
-        active = active & ~newly
-
-    strain = E_field + x
-    stress = material(strain)
-    true_r = project_real(stress, xi)
-    residual = torch.where(trivial, torch.zeros_like(b_norm), _cdot(true_r, true_r).sqrt() / safe_bn)
+    strain = E_field + kr.x
+    stress = stress_of(strain)
+    safe = torch.where(trivial, torch.ones_like(b_norm), b_norm)
+    residual = torch.where(trivial, torch.zeros_like(b_norm), _norm(proj(stress) - target) / safe)
     spatial = tuple(range(3, 3 + d))
     return LinearSolveResult(strain=strain, stress=stress, mean_stress=stress.mean(dim=spatial),
-                             mean_strain=strain.mean(dim=spatial), converged=converged,
-                             iterations=iterations, residual=residual)
+                             mean_strain=strain.mean(dim=spatial), converged=kr.status == SolveStatus.CONVERGED,
+                             status=kr.status, iterations=kr.iterations, residual=residual)
 
 
 # --------------------------------------------------------------------------- numpy reference

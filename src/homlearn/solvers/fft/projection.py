@@ -11,9 +11,23 @@ Fourier space, for the unit direction ``n = xi / |xi|`` and a symmetric ``A``,
 which is what :func:`apply_projection` evaluates frequency by frequency
 (no 81 x N^3 operator is stored).
 
-Layout: tensors are full symmetric ``d x d`` matrices, ``(B, d, d, *grid)``;
-their spectra come from ``torch.fft.rfftn`` over the ``d`` spatial axes, so the
-last spatial axis has ``N_d // 2 + 1`` entries.
+For finite strain (de Geus et al. 2017) the unknown is the deformation gradient
+and the projection onto compatible (gradient) fields is ``G(A) = (A n) (x) n``.
+
+Discrete gradients: ``gradient="continuous"`` uses ``xi = 2 pi k / L`` (Moulinec-
+Suquet); ``gradient="willot"`` uses the rotated finite-difference scheme of Willot
+(2015), whose symbol is, up to a phase common to all components,
+``k_j = (2 / h_j) sin(xi_j h_j / 2) prod_{l != j} cos(xi_l h_l / 2)``. Since the
+projections only depend on the direction ``n = k / |k|``, the phase drops out.
+
+Macroscopic control (Lucarini & Segurado 2019): at the zero frequency the
+projection is replaced by a component mask ``Q`` of the mean stress components
+that are prescribed, so the unknown field carries the free mean strain
+components and the residual carries ``Q (<sigma> - Sigma*)``.
+
+Layout: tensors are ``d x d`` matrices, ``(B, d, d, *grid)`` (symmetric for small
+strain); their spectra come from ``torch.fft.rfftn`` over the ``d`` spatial axes,
+so the last spatial axis has ``N_d // 2 + 1`` entries.
 """
 
 from __future__ import annotations
@@ -22,21 +36,27 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["wave_vectors", "singular_mask", "apply_projection", "project_real",
-           "SINGULAR_RTOL"]
+__all__ = ["wave_vectors", "singular_mask", "apply_projection", "apply_gradient_projection",
+           "project_real", "Projector", "SINGULAR_RTOL", "GRADIENTS"]
+
+GRADIENTS = ("continuous", "willot")
 
 #: a frequency with ``|xi| <= SINGULAR_RTOL * max |xi|`` is treated as singular (P = 0).
 SINGULAR_RTOL = 1e-12
 
 
 def wave_vectors(grid_shape: Sequence[int], lengths: Sequence[float] | None = None, *,
-                 device=None, dtype=torch.float64) -> torch.Tensor:
-    """Continuous wave vectors ``xi = 2 pi k / L`` in rfftn layout, shape ``(d, *rgrid)``.
+                 gradient: str = "continuous", device=None, dtype=torch.float64) -> torch.Tensor:
+    """Wave vectors in rfftn layout, shape ``(d, *rgrid)``, ``rgrid = (N_1, ..., N_d // 2 + 1)``.
 
-    ``rgrid = (N_1, ..., N_{d-1}, N_d // 2 + 1)``. On an axis of even length the
+    ``gradient="continuous"``: ``xi = 2 pi k / L``; on an axis of even length the
     Nyquist frequency ``k = -N/2`` is set to zero (it has no odd partner, so it
-    cannot carry a real derivative).
+    cannot carry a real derivative). ``gradient="willot"``: the real part of the
+    rotated finite-difference symbol (module docstring); it is well defined at the
+    Nyquist frequency (``sin = +-1``, ``cos = 0``), which is kept.
     """
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     grid_shape = tuple(int(n) for n in grid_shape)
     d = len(grid_shape)
     if d not in (2, 3):
@@ -50,10 +70,20 @@ def wave_vectors(grid_shape: Sequence[int], lengths: Sequence[float] | None = No
             k = torch.fft.rfftfreq(n, d=1.0 / n, device=device, dtype=dtype)
         else:
             k = torch.fft.fftfreq(n, d=1.0 / n, device=device, dtype=dtype)
-        if n % 2 == 0:
+        if n % 2 == 0 and gradient == "continuous":
             k = torch.where(k.abs() == n // 2, torch.zeros_like(k), k)
         axes.append(2.0 * torch.pi * k / length)
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+    xi = torch.stack(torch.meshgrid(*axes, indexing="ij"))
+    if gradient == "continuous":
+        return xi
+    h = torch.tensor([length / n for n, length in zip(grid_shape, lengths)], dtype=dtype, device=device)
+    half = xi * h.reshape(d, *(1,) * d) / 2
+    cos = torch.cos(half)
+    out = []
+    for j in range(d):
+        others = torch.prod(torch.stack([cos[m] for m in range(d) if m != j]), dim=0)
+        out.append(2.0 / h[j] * torch.sin(half[j]) * others)
+    return torch.stack(out)
 
 
 def singular_mask(xi: torch.Tensor) -> torch.Tensor:
@@ -82,9 +112,57 @@ def apply_projection(tau_hat: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
     return n_an + n_an.transpose(1, 2) - nan[:, None, None] * nn.unsqueeze(0)
 
 
+def apply_gradient_projection(a_hat: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+    """Finite-strain projection ``G(A) = (A n) (x) n`` per frequency (onto gradient fields
+    ``u (x) nabla``), ``a_hat`` ``(B, d, d, *rgrid)``; zero at the singular frequencies."""
+    n = _unit_directions(xi).to(a_hat.dtype)
+    an = torch.einsum("bij...,j...->bi...", a_hat, n)
+    return an[:, :, None] * n[None, None]
+
+
 def project_real(field: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
     """``P`` applied to a real field ``(B, d, d, *grid)`` through rfftn / irfftn."""
     d = field.shape[1]
     dims = tuple(range(-d, 0))
     spec = torch.fft.rfftn(field, dim=dims)
     return torch.fft.irfftn(apply_projection(spec, xi), s=field.shape[-d:], dim=dims)
+
+
+class Projector:
+    """The projection of a Fourier-Galerkin cell problem, applied to real fields ``(B, d, d, *grid)``.
+
+    ``kinematics="small"``: onto compatible symmetric strains (:func:`apply_projection`);
+    ``"finite"``: onto gradient fields (:func:`apply_gradient_projection`).
+    ``stress_mask`` (``(d, d)`` bool, symmetric for small strain): mean stress components
+    that are prescribed (mixed control); the zero frequency is mapped to
+    ``stress_mask * mean`` instead of 0, so ``P`` stays an orthogonal projector.
+    """
+
+    def __init__(self, grid_shape: Sequence[int], lengths: Sequence[float] | None = None, *,
+                 kinematics: str = "small", gradient: str = "continuous", stress_mask=None,
+                 device=None, dtype=torch.float64):
+        if kinematics not in ("small", "finite"):
+            raise ValueError(f"kinematics must be 'small' or 'finite', got {kinematics!r}")
+        self.grid_shape = tuple(int(n) for n in grid_shape)
+        self.d = len(self.grid_shape)
+        self.kinematics = kinematics
+        self.xi = wave_vectors(self.grid_shape, lengths, gradient=gradient, device=device, dtype=dtype)
+        self._apply = apply_projection if kinematics == "small" else apply_gradient_projection
+        self.dims = tuple(range(-self.d, 0))
+        if stress_mask is None:
+            self.stress_mask = None
+        else:
+            mask = torch.as_tensor(stress_mask, dtype=torch.bool, device=self.xi.device)
+            if mask.shape != (self.d, self.d):
+                raise ValueError(f"stress_mask must be ({self.d}, {self.d}), got {tuple(mask.shape)}")
+            if kinematics == "small" and not torch.equal(mask, mask.T):
+                raise ValueError("stress_mask must be symmetric for small strain")
+            self.stress_mask = mask if bool(mask.any()) else None
+
+    def __call__(self, field: torch.Tensor) -> torch.Tensor:
+        spec = torch.fft.rfftn(field, dim=self.dims)
+        out = self._apply(spec, self.xi)
+        if self.stress_mask is not None:
+            zero = (slice(None), slice(None), slice(None)) + (0,) * self.d
+            out[zero] = spec[zero] * self.stress_mask.to(spec.real.dtype)
+        return torch.fft.irfftn(out, s=self.grid_shape, dim=self.dims)
