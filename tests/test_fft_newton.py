@@ -413,3 +413,42 @@ def test_periodic_eshelby_sphere_interior_shear_strain():
     assert bool(res.converged[0])
     assert abs(measured / expected - 1) <= 0.02
     assert float(res.mean_strain.abs().max()) <= 1e-15
+
+
+# --------------------------------------------------------------------------- projector, devices
+@pytest.mark.parametrize("grid", [(7, 8, 6), (10, 9)])
+def test_projector_symmetric_path_equals_full_projection(grid):
+    """The 6-component small-strain path equals the full-tensor formula; the mask adds Q <A>."""
+    from homlearn.solvers.fft import project_real
+
+    d = len(grid)
+    a = torch.randn(3, d, d, *grid, generator=torch.Generator().manual_seed(5), dtype=F64)
+    a = a + a.transpose(1, 2)
+    for gradient in ("continuous", "willot"):
+        p = Projector(grid, gradient=gradient)
+        assert rel(p(a), project_real(a, p.xi)) <= 1e-14
+    mask = torch.ones(d, d, dtype=torch.bool)
+    mask[0, 0] = False
+    pm = Projector(grid, stress_mask=mask)
+    mean = a.mean(dim=tuple(range(3, 3 + d)), keepdim=True)
+    assert rel(pm(a), project_real(a, pm.xi) + mask.reshape(1, d, d, *(1,) * d) * mean) <= 1e-14
+    with pytest.raises(ValueError, match="symmetric"):
+        Projector(grid, stress_mask=torch.triu(torch.ones(d, d, dtype=torch.bool)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_agrees_with_cpu_in_float64():
+    grid = (12, 12, 12)
+    ph = random_phase(3, grid, 0.4, 13)
+    lin = two_phase_isotropic(ph, (120.0, 6000.0), (0.3, 0.3))
+    E = torch.zeros(3, 3, dtype=F64)
+    E[0, 0] = 1e-3
+    cpu = solve_linear(lin, E, grid, tol=1e-12)
+    gpu = solve_linear(lin.to(device="cuda"), E, grid, tol=1e-12, device="cuda")
+    assert rel(gpu.strain.cpu(), cpu.strain) <= 1e-10
+    nh = NeoHookean(lin.lam, lin.mu)
+    F = torch.eye(3, dtype=F64) + 50 * E
+    cpu = solve_newton(nh, F, grid, kinematics="finite", tol=1e-11)
+    gpu = solve_newton(NeoHookean(lin.lam.cuda(), lin.mu.cuda()), F, grid, kinematics="finite", tol=1e-11,
+                       device="cuda")
+    assert torch.all(gpu.converged.cpu()) and rel(gpu.mean_stress.cpu(), cpu.mean_stress) <= 1e-10
