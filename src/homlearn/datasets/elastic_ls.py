@@ -58,9 +58,11 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     import torch
 
     from homlearn.microstructure.random_fields import design_samples
-    from homlearn.solvers.fft.linear import IsotropicMaterial, solve_linear
+    from homlearn.solvers.fft import IsotropicMaterial, SolveStatus, solve_linear
 
-    torch.set_num_threads(1)  # one cell batch per core (Dask worker)
+    device = _device(params["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # one cell batch per core (Dask worker)
     cfg = params["cfg"]
     group = zarr.open_group(store_path, mode="r+")
     writer = BatchWriter(group, batch)
@@ -68,23 +70,32 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     d = design(cfg)
     micro = design_samples(d, cfg["per_point"], (cfg["grid"],) * 3, cfg["seed"], idx)
     young = np.where(micro == 1, params["contrast"] * cfg["young_soft"], cfg["young_soft"]).astype(np.float64)
-    material = IsotropicMaterial.from_young_poisson(torch.from_numpy(young), cfg["poisson"])
+    material = IsotropicMaterial.from_young_poisson(torch.from_numpy(young), cfg["poisson"]).to(device=device)
     E = np.zeros((3, 3))
     E[0, 0] = cfg["mean_strain_xx"]
-    res = solve_linear(material, E, micro.shape[1:], batch=len(idx), tol=cfg["tol"], max_iter=cfg["max_iter"])
+    res = solve_linear(material, E, micro.shape[1:], batch=len(idx), tol=cfg["tol"], max_iter=cfg["max_iter"],
+                       device=device)
+    strain_xx = res.strain[:, 0, 0].to(device="cpu", dtype=torch.float32).numpy()
+    mean_stress = res.mean_stress.cpu().numpy()
     failures = []
     for k, i in enumerate(idx):
         if not bool(res.converged[k]):
             writer.fail(k, -2)
             failures.append({"sample": int(i), "code": -2, "reason":
-                             f"CG did not converge in {int(res.iterations[k])} iterations, "
-                             f"residual {float(res.residual[k]):.3e}"})
+                             f"CG {SolveStatus(int(res.status[k])).name.lower()} after "
+                             f"{int(res.iterations[k])} iterations, residual {float(res.residual[k]):.3e}"})
             continue
-        writer.add(k, {"microstructure": micro[k], "strain_xx": res.strain[k, 0, 0].numpy().astype(np.float32),
-                       "design": d[i // cfg["per_point"]], "mean_stress": res.mean_stress[k].numpy(),
+        writer.add(k, {"microstructure": micro[k], "strain_xx": strain_xx[k],
+                       "design": d[i // cfg["per_point"]], "mean_stress": mean_stress[k],
                        "iterations": int(res.iterations[k]), "residual": float(res.residual[k])}, {})
     writer.flush()
     return failures
+
+
+def _device(name: str):
+    from homlearn.train.trainer import pick_device
+
+    return pick_device(name)
 
 
 def create_dataset_store(path, cfg, contrast, batch_size):
@@ -108,5 +119,9 @@ def run_solve_stage(cfg, dask_cfg, contrast, store_path, threads=1, failure_log=
     from homlearn.parallel.stage import run_stage_from_config
 
     create_dataset_store(store_path, cfg, contrast, cfg["batch_size"])
-    return run_stage_from_config(f"elastic_ls CR{contrast}", store_path, solve_batch, {"cfg": dict(cfg), "contrast": contrast},
-                {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log)
+    device = cfg.get("device", "auto")
+    params = {"cfg": dict(cfg), "contrast": contrast, "device": device}
+    if _device(device).type == "cuda":   # one process drives the GPU; Dask workers would contend for it
+        threads = 1
+    return run_stage_from_config(f"elastic_ls CR{contrast}", store_path, solve_batch, params,
+                                 {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log)
