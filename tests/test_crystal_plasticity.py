@@ -1,0 +1,144 @@
+"""FCC crystal plasticity (paper 'gcnn' A.2) on the FFT engine: DESIGN section 7 and issue 4.
+
+Tolerances: tangent vs central differences 1e-6; steady-state Schmid flow stress 1e-3 (the
+elastic part of the strain rate is not exactly zero at 2% strain); one-grain cell vs the point
+update 1e-12; elastic limit vs the linear engine 1e-8; bulk modulus 1e-12.
+"""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from homlearn.materials import CubicMaterial
+from homlearn.materials.crystal_plasticity import FCC_PAPER, FCCCrystalPlasticity, fcc_slip_systems
+from homlearn.solvers.fft import MacroControl, SolveStatus, solve_linear, solve_newton
+from homlearn.solvers.fft.history import solve_history
+
+F64 = torch.float64
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def grain_rotations(n_cells, grid, n_grains, seed):
+    """Voxel rotation fields from random grains laid out in blocks along x."""
+    rots = torch.from_numpy(Rotation.random(n_cells * n_grains, random_state=seed).as_matrix()).reshape(
+        n_cells, n_grains, 3, 3)
+    ids = (torch.arange(grid[0]) * n_grains // grid[0]).reshape(-1, *(1,) * (len(grid) - 1)).expand(grid)
+    return rots[:, ids].permute(0, -2, -1, *range(1, 1 + len(grid))).contiguous()
+
+
+def test_slip_systems_are_the_fcc_set():
+    s, n = fcc_slip_systems()
+    assert s.shape == n.shape == (12, 3)
+    assert np.allclose(np.linalg.norm(s, axis=1), 1) and np.allclose(np.abs(n), 1 / np.sqrt(3))
+    assert np.abs((s * n).sum(1)).max() < 1e-14                       # direction in the plane
+    planes = {tuple(np.round(x * np.sign(x[0]) * np.sqrt(3), 6)) for x in n}
+    assert len(planes) == 4 and all(sum(1 for y in n if abs(abs(y @ np.array(p)) - np.sqrt(3)) < 1e-9) == 3
+                                    for p in planes)                   # four {111} planes, 3 systems each
+    assert all(np.allclose(np.abs(x) * np.sqrt(2), np.round(np.abs(x) * np.sqrt(2))) for x in s)  # <110>
+
+
+@pytest.mark.parametrize("d", [3, 2])
+def test_algorithmic_tangent_matches_finite_differences(d):
+    grid = (3, 2) if d == 2 else (2, 2, 2)
+    if d == 2:
+        ang = torch.linspace(0.1, 1.3, 6, dtype=F64).reshape(1, *grid)
+        rot = torch.zeros(1, 3, 3, *grid, dtype=F64)
+        rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1] = ang.cos(), -ang.sin(), ang.sin(), ang.cos()
+        rot[:, 2, 2] = 1
+    else:
+        rot = grain_rotations(1, grid, 2, 3)
+    mat = FCCCrystalPlasticity(rot, dt=1e-4)
+    g = torch.Generator().manual_seed(0)
+    # a plastic state: one committed step beyond yield, then a trial step
+    eps = 2e-3 * torch.randn(1, d, d, *grid, generator=g, dtype=F64)
+    eps = 0.5 * (eps + eps.transpose(1, 2))
+    assert not mat.commit(eps).any()
+    trial = eps * 1.1
+    sig, tangent = mat.response(trial)
+    assert float(mat.response(trial)[0].sub(sig).abs().max()) == 0.0    # response does not move the state
+    de = torch.randn(1, d, d, *grid, generator=g, dtype=F64)
+    de = 0.5 * (de + de.transpose(1, 2))
+    h = 1e-8
+    fd = (mat.response(trial + h * de)[0] - mat.response(trial - h * de)[0]) / (2 * h)
+    assert rel(tangent(de), fd) <= 1e-6
+    elastic = CubicMaterial(FCC_PAPER.c11, FCC_PAPER.c12, FCC_PAPER.c44, rot if d == 3 else rot[:, :2, :2])(de)
+    assert rel(tangent(de), elastic) > 1e-2                              # it is plastic
+
+
+@pytest.mark.parametrize("orientation", ["001", "111", "random"])
+def test_single_crystal_flows_at_the_schmid_stress(orientation):
+    """Uniaxial stress at 1/s: at steady flow the plastic axial rate equals the applied rate, so
+    sum_a gamma0' |P_a,xx sigma / g|^m |P_a,xx| = 1/s gives sigma = g (sum_a |P_a,xx|^(m+1))^(-1/m)
+    with P_a,xx the Schmid factors of the loading axis (eq. A.7)."""
+    if orientation == "001":
+        r = np.eye(3)
+    elif orientation == "111":        # crystal [111] along the sample x axis
+        r = Rotation.align_vectors([[1, 0, 0]], [np.ones(3) / np.sqrt(3)])[0].as_matrix()
+    else:
+        r = Rotation.random(random_state=5).as_matrix()
+    grid = (2, 2, 2)
+    rot = torch.from_numpy(r).reshape(1, 3, 3, 1, 1, 1).expand(1, 3, 3, *grid).clone()
+    mat = FCCCrystalPlasticity(rot, dt=1e-4)
+    res = solve_history(mat, lambda k: MacroControl.uniaxial_stress(3, k * 1e-4), 200, grid, dt=1e-4, tol=1e-10)
+    assert int(res.status[0]) == SolveStatus.CONVERGED
+    s, n = fcc_slip_systems()
+    schmid = (s @ r.T)[:, 0] * (n @ r.T)[:, 0]
+    g = float(mat.g.flatten()[0])
+    m = FCC_PAPER.m
+    expected = g * np.sum(np.abs(schmid) ** (m + 1)) ** (-1 / m)
+    assert float(res.mean_stress[0, -1, 0, 0]) == pytest.approx(expected, rel=1e-3)
+    # mixed control: every other mean stress component vanishes
+    off = res.mean_stress[0, -1].clone()
+    off[0, 0] = 0
+    assert float(off.abs().max()) <= 1e-9 * expected
+    if orientation == "001":
+        assert 1 / np.max(np.abs(schmid)) == pytest.approx(np.sqrt(6), rel=1e-12)
+
+
+def test_one_grain_cell_equals_the_point_update():
+    grid = (4, 3, 2)
+    rot = grain_rotations(2, grid, 1, 7)
+    mat = FCCCrystalPlasticity(rot, dt=2e-4)
+    point = FCCCrystalPlasticity(rot[..., :1, :1, :1], dt=2e-4)
+    E = torch.tensor([[1.0, 0.3, 0.0], [0.3, -0.4, 0.1], [0.0, 0.1, -0.2]], dtype=F64)
+    res = solve_history(mat, lambda k: MacroControl(k * 2e-4 * E), 20, grid, dt=2e-4, tol=1e-11)
+    assert torch.all(res.status == SolveStatus.CONVERGED)
+    expected = []
+    for k in range(1, 21):
+        e = (k * 2e-4 * E).reshape(1, 3, 3, 1, 1, 1).expand(2, 3, 3, 1, 1, 1)
+        expected.append(point.response(e)[0][..., 0, 0, 0])
+        point.commit(e)
+    expected = torch.stack(expected, 1)
+    assert rel(res.mean_stress[:, 1:], expected) <= 1e-12
+    assert float(expected[:, -1, 0, 0].abs().min()) > 250                # well into plastic flow
+
+
+def test_elastic_limit_matches_linear_engine_and_bulk_modulus():
+    grid = (6, 6, 6)
+    rot = grain_rotations(2, grid, 3, 11)
+    cubic = CubicMaterial(FCC_PAPER.c11, FCC_PAPER.c12, FCC_PAPER.c44, rot)
+    E = torch.zeros(3, 3, dtype=F64)
+    E[0, 0] = 1e-4                                                    # tau/g ~ 0.1: slip rate ~ 1e-20 / s
+    lin = solve_linear(cubic, E, grid, tol=1e-12)
+    cp = solve_newton(FCCCrystalPlasticity(rot, dt=1e-4), E, grid, tol=1e-11, krylov_tol=1e-12)
+    assert torch.all(cp.converged)
+    assert rel(cp.mean_stress, lin.mean_stress) <= 1e-8
+    assert rel(cp.strain, lin.strain) <= 1e-8
+    hyd = solve_newton(FCCCrystalPlasticity(rot, dt=1e-4), torch.eye(3, dtype=F64) * 3e-3, grid, tol=1e-12)
+    k_eff = torch.einsum("bii->b", hyd.mean_stress) / (3 * 9e-3)
+    assert torch.allclose(k_eff, torch.full_like(k_eff, (FCC_PAPER.c11 + 2 * FCC_PAPER.c12) / 3), rtol=1e-12)
+
+
+def test_failed_local_update_is_reported_not_raised():
+    grid = (2, 2)
+    rot = torch.eye(3, dtype=F64).reshape(1, 3, 3, 1, 1).expand(2, 3, 3, *grid).clone()
+    mat = FCCCrystalPlasticity(rot, dt=1e-4, local_max_iter=2)
+    E = torch.zeros(2, 2, 2, dtype=F64)
+    E[0, 0, 0], E[1, 0, 0] = 1e-4, 5e-2                                # cell 1: a huge plastic step
+    res = solve_newton(mat, E, grid, tol=1e-10)
+    assert int(res.status[0]) == SolveStatus.CONVERGED
+    assert int(res.status[1]) == SolveStatus.LOCAL_FAILURE
