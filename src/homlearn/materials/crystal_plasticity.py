@@ -170,55 +170,75 @@ class FCCCrystalPlasticity:
 
     # ------------------------------------------------------------------ local update
     def _update(self, eps_m: torch.Tensor):
-        """Backward-Euler update at every point; returns stress, slip increments, g, tangent parts."""
+        """Backward-Euler update at every point; returns stress, slip increments, g, the tangent
+        factor ``A = d dgamma / d tau_trial`` and the failed-point mask. Newton runs on the points
+        that have not converged yet only (most points of a cell are elastic in a step)."""
         p = self.params
         c = self.dt * p.gamma_dot0
         m = p.m
+        shape = eps_m.shape[:-1]
         sig_tr = (self.C @ (eps_m - self.eps_p)[..., None])[..., 0]
-        tau_tr = (self.P.transpose(-1, -2) @ sig_tr[..., None])[..., 0]
-        dg = self.dgamma.clone()                                            # warm start: last increment
+        tau_tr = (self.P.transpose(-1, -2) @ sig_tr[..., None])[..., 0].reshape(-1, 12)
+        M = self.M.reshape(-1, 12, 12)
+        g_n = self.g.reshape(-1, 1)
+        dg = self.dgamma.reshape(-1, 12).clone()                           # warm start: last increment
+        eye = torch.eye(12, dtype=dg.dtype, device=dg.device)
 
-        def evaluate(dg):
+        def evaluate(dg, i):
             S = dg.abs().sum(-1, keepdim=True)
-            g = (self.g[..., None] + p.H * S) / (1 + p.Rd * S)
-            tau = tau_tr - (self.M @ dg[..., None])[..., 0]
+            g = (g_n[i] + p.H * S) / (1 + p.Rd * S)
+            tau = tau_tr[i] - (M[i] @ dg[..., None])[..., 0]
             x = tau / g
-            phi = x.abs() ** m * torch.sign(x)
-            return dg - c * phi, tau, g, x, S
+            return dg - c * x.abs() ** m * torch.sign(x), tau, g, x, S
 
-        r, tau, g, x, S = evaluate(dg)
-        rnorm = r.abs().amax(-1)
-        converged = rnorm <= self.local_tol * torch.clamp(dg.abs().amax(-1), min=c)
-        for _ in range(self.local_max_iter):
-            if bool(converged.all()):
-                break
+        def jacobian(dg, tau, g, x, S, i):
             dphi = m * x.abs() ** (m - 1)
-            dgdS = (p.H - p.Rd * g) / (1 + p.Rd * S)                         # (…, 1)
-            J = torch.eye(12, dtype=dg.dtype, device=dg.device) + (c * dphi / g)[..., None] * (
-                self.M + (tau / g)[..., None] * (dgdS[..., None] * torch.sign(dg)[..., None, :]))
+            dgdS = (p.H - p.Rd * g) / (1 + p.Rd * S)
+            return eye + (c * dphi / g)[..., None] * (
+                M[i] + (tau / g)[..., None] * (dgdS[..., None] * torch.sign(dg)[..., None, :])), c * dphi / g
+
+        def done(r, dg):
+            rn = r.abs().amax(-1)
+            return rn <= self.local_tol * torch.clamp(dg.abs().amax(-1), min=c), rn
+
+        everything = torch.arange(dg.shape[0], device=dg.device)
+        r, *_ = evaluate(dg, everything)
+        conv, _ = done(r, dg)
+        active = (~conv).nonzero().squeeze(1)
+        failed = torch.zeros(dg.shape[0], dtype=torch.bool, device=dg.device)
+        for _ in range(self.local_max_iter):
+            if active.numel() == 0:
+                break
+            d_a = dg[active]
+            r, tau, g, x, S = evaluate(d_a, active)
+            rnorm = r.abs().amax(-1)
+            J, _ = jacobian(d_a, tau, g, x, S, active)
             step = torch.linalg.solve(J, -r[..., None])[..., 0]
-            step = torch.where(converged[..., None], torch.zeros_like(step), step)
             lam = torch.ones_like(rnorm)
             for _ls in range(40):                                           # backtracking on max|r|
-                trial = dg + lam[..., None] * step
-                r_t, *_ = evaluate(trial)
-                ok = (r_t.abs().amax(-1) <= (1 - 1e-4 * lam) * rnorm) | converged | ~torch.isfinite(rnorm)
+                r_t, *_ = evaluate(d_a + lam[..., None] * step, active)
+                ok = (r_t.abs().amax(-1) <= (1 - 1e-4 * lam) * rnorm) | ~torch.isfinite(rnorm)
                 if bool(ok.all()):
                     break
                 lam = torch.where(ok, lam, 0.5 * lam)
-            dg = dg + lam[..., None] * step
-            r, tau, g, x, S = evaluate(dg)
-            rnorm = r.abs().amax(-1)
-            converged = rnorm <= self.local_tol * torch.clamp(dg.abs().amax(-1), min=c)
-        failed = ~converged | ~torch.isfinite(rnorm)
-        sig = sig_tr - (self.CP @ dg[..., None])[..., 0]
-        # algorithmic tangent from the converged Jacobian
-        dphi = m * x.abs() ** (m - 1)
-        dgdS = (p.H - p.Rd * g) / (1 + p.Rd * S)
-        J = torch.eye(12, dtype=dg.dtype, device=dg.device) + (c * dphi / g)[..., None] * (
-            self.M + (tau / g)[..., None] * (dgdS[..., None] * torch.sign(dg)[..., None, :]))
-        A = torch.linalg.solve(J, torch.diag_embed(c * dphi / g))           # d dg / d tau_trial
-        return sig, dg, g[..., 0], A, failed
+            d_a = d_a + lam[..., None] * step
+            dg[active] = d_a
+            r, *_ = evaluate(d_a, active)
+            conv, rn = done(r, d_a)
+            bad = ~torch.isfinite(rn)
+            failed[active[bad]] = True
+            active = active[~conv & ~bad]
+        failed[active] = True
+        r, tau, g, x, S = evaluate(dg, everything)
+        sig = sig_tr - (self.CP @ dg.reshape(*shape, 12, 1))[..., 0]
+        # algorithmic tangent from the converged Jacobian, on the points that slip measurably
+        J, w = jacobian(dg, tau, g, x, S, everything)
+        A = torch.zeros_like(J)
+        plastic = ((w * M.diagonal(dim1=-2, dim2=-1)).amax(-1) > 1e-14).nonzero().squeeze(1)
+        if plastic.numel():
+            A[plastic] = torch.linalg.solve(J[plastic], torch.diag_embed(w[plastic]))
+        return (sig, dg.reshape(*shape, 12), g.reshape(shape), A.reshape(*shape, 12, 12),
+                failed.reshape(shape))
 
     def response(self, eps: torch.Tensor):
         eps = eps.to(self.rotation.dtype)
