@@ -53,6 +53,7 @@ def config_json(section, keep=None, drop=()):
 
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
+include: "workflow/rules/cp_grid.smk"
 
 
 rule all:
@@ -60,3 +61,4 @@ rule all:
     input:
         rules.heat2d_all.input,
         rules.elastic_ls_all.input,
+        rules.cp_grid_all.input,

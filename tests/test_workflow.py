@@ -21,6 +21,8 @@ def test_snakemake_end_to_end(tmp_path):
                    "train": {"max_epochs": 8, "patience": 8, "batch_size": 16},
                    "report": {"n_examples": 2}},
         "elastic_ls": {"n_design_points": 2, "per_point": 2, "grid": 10, "batch_size": 2, "contrasts": [10]},
+        "cp_grid": {"n_steps": 10, "record_strains": [0.002], "batch_size": 2,
+                    "grid2d": {"n_samples": 2, "grid": 10}, "grid3d": {"n_samples": 2, "grid": 6}},
     }))
     snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg)]
     run = subprocess.run(snake, cwd=ROOT, capture_output=True, text=True)
@@ -34,6 +36,9 @@ def test_snakemake_end_to_end(tmp_path):
         assert (out / "heat2d" / f"{fig}.png").stat().st_size > 10_000
     el = json.loads((out / "elastic_ls" / "solve_cr10.json").read_text())
     assert el["samples_done"] == 4 and el["samples_failed"] == 0
+    for dim in ("2d", "3d"):
+        cp = json.loads((out / "cp_grid" / f"solve_{dim}.json").read_text())
+        assert cp["samples_done"] == 2 and cp["samples_failed"] == 0
     solve = json.loads((out / "heat2d" / "solve.json").read_text())
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())

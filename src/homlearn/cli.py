@@ -6,6 +6,7 @@
     homlearn heat2d train results/datasets/heat2d.zarr rgcnn results/heat2d/models/rgcnn
     homlearn heat2d evaluate results/datasets/heat2d.zarr results/heat2d --model fgcnn=... --model rgcnn=...
     homlearn elastic_ls solve 10 results/datasets/elastic_ls_cr10.zarr --threads 2
+    homlearn cp_grid solve 2d results/datasets/cp_grid2d.zarr --threads 2
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -68,6 +69,16 @@ def cmd_elastic_ls_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["elastic_ls"], cfg["dask"], args.contrast, args.out, args.threads, args.failure_log)
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
+
+
+def cmd_cp_grid_solve(args):
+    from homlearn.datasets.cp_grid import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["cp_grid"], cfg["dask"], args.dim, args.out, args.threads, args.failure_log)
     _write_report(args.summary, rep)
     print(_stage_summary(rep), file=sys.stderr)
     return _stage_exit(rep)
@@ -184,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--summary", default=None, help="write the stage summary JSON here")
     es.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
     es.set_defaults(func=cmd_elastic_ls_solve)
+
+    cg = sub.add_parser("cp_grid", help="FCC polycrystal plasticity on voxel grids (paper gcnn A.2)").add_subparsers(
+        dest="step", required=True)
+    cs = with_config(cg.add_parser("solve", help="generate and solve the polycrystals (Dask)"))
+    cs.add_argument("dim", choices=["2d", "3d"])
+    cs.add_argument("out")
+    cs.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
+    cs.add_argument("--summary", default=None, help="write the stage summary JSON here")
+    cs.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
+    cs.set_defaults(func=cmd_cp_grid_solve)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")
