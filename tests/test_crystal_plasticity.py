@@ -175,3 +175,24 @@ def test_taylor_one_orientation_equals_point_and_bounds_the_fft_cell():
                                                        dt=dt), ctl, 10, 4, dt=dt)
     point = solve_history(FCCCrystalPlasticity(one, dt=dt), ctl, 10, (1, 1), dt=dt, tol=1e-11)
     assert rel(single.mean_stress[:, 1:], point.mean_stress[:, 1:]) <= 1e-9
+
+
+def test_time_step_refinement_converges():
+    """Backward Euler is first order: halving dt twice, the change of the mean stress history at
+    common strains shrinks by about 2x and the finer pair differs by less than 1% of the stress."""
+    from homlearn.microstructure.voxel_voronoi import polycrystal_2d_slice, rotation_field
+
+    rng = np.random.default_rng(4)
+    pcs = [polycrystal_2d_slice(10, rng, seed_range=(20, 40), grain_range=(4, 30)) for _ in range(2)]
+    rot = rotation_field([p.grain for p in pcs], [p.rotation for p in pcs])
+    final, out = 3e-3, []
+    for n in (10, 20, 40):
+        dt = final / n
+        res = solve_history(FCCCrystalPlasticity(rot, dt=dt), lambda k, dt=dt: MacroControl.uniaxial_stress(2, k * dt),
+                            n, (10, 10), dt=dt, tol=1e-9, krylov_tol=1e-6)
+        assert torch.all(res.status == SolveStatus.CONVERGED)
+        out.append(res.mean_stress[:, :: n // 10, 0, 0])                   # the 11 common strains
+    d1 = float((out[1] - out[0]).abs().max())
+    d2 = float((out[2] - out[1]).abs().max())
+    assert d2 < 0.7 * d1
+    assert d2 < 0.01 * float(out[2].abs().max())
