@@ -21,6 +21,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/heat2d_throughput.py
+	$(BIN)/python benchmarks/fft_elastic.py
 
 clean:
 	rm -rf results/* .snakemake

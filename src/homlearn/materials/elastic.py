@@ -67,6 +67,16 @@ class IsotropicMaterial(_Linear):
     def __call__(self, eps: torch.Tensor) -> torch.Tensor:
         return isotropic_stiffness_apply(eps, self.lam, self.mu)
 
+    def apply_mandel(self, v: torch.Tensor) -> torch.Tensor:
+        """Hooke's law on Mandel fields ``(B, d(d+1)/2, *grid)`` (diagonal entries first)."""
+        d = {3: 2, 6: 3}[v.shape[1]]
+        lam = self.lam.to(device=v.device, dtype=v.dtype)
+        mu = self.mu.to(device=v.device, dtype=v.dtype)
+        lam, mu = (c[:, None] if c.ndim else c for c in (lam, mu))
+        out = 2.0 * mu * v
+        out[:, :d] += lam * v[:, :d].sum(1, keepdim=True)
+        return out
+
 
 def two_phase_isotropic(phase, young, poisson) -> IsotropicMaterial:
     """Isotropic material from a phase field ``(B, *grid)`` of 0/1 and per-phase ``young`` and

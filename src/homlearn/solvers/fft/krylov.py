@@ -100,14 +100,22 @@ def batched_cg(operator: Operator, b: torch.Tensor, *, tol=1e-10, max_iter: int 
         status[broken] = SolveStatus.BREAKDOWN
         active = active & ~bad & ~broken
         alpha = torch.where(active, rr / _safe(pap), torch.zeros_like(rr))
-        x = torch.where(_b(active, x), x + _b(alpha, x) * p, x)
-        r = torch.where(_b(active, r), r - _b(alpha, r) * ap, r)
+        every = bool(active.all())
+        if every:                                   # in place: no masks to honour
+            x.addcmul_(_b(alpha, x), p)
+            r.addcmul_(_b(alpha, r), ap, value=-1.0)
+        else:
+            x = torch.where(_b(active, x), x + _b(alpha, x) * p, x)
+            r = torch.where(_b(active, r), r - _b(alpha, r) * ap, r)
         rr_new = torch.where(active, _dot(r, r), rr)
         its += active.to(torch.int64)
         newly = active & (rr_new.sqrt() <= stop)
         status[newly] = SolveStatus.CONVERGED
         beta = torch.where(active, rr_new / _safe(rr), torch.zeros_like(rr))
-        p = torch.where(_b(active, p), r + _b(beta, p) * p, p)
+        if every:
+            p.mul_(_b(beta, p)).add_(r)
+        else:
+            p = torch.where(_b(active, p), r + _b(beta, p) * p, p)
         rr = rr_new
         active = active & ~newly
     return KrylovResult(x, status, its, rr.sqrt() / _safe(b_norm))

@@ -29,7 +29,7 @@ import torch
 from homlearn.materials.elastic import CubicMaterial, IsotropicMaterial, isotropic_stiffness_apply
 from homlearn.solvers.fft.control import MacroControl
 from homlearn.solvers.fft.krylov import SolveStatus, batched_cg
-from homlearn.solvers.fft.projection import Projector
+from homlearn.solvers.fft.projection import Projector, from_mandel, to_mandel
 
 __all__ = ["isotropic_stiffness_apply", "IsotropicMaterial", "CubicMaterial",
            "LinearSolveResult", "solve_linear", "reference_solve_linear", "SelectCache"]
@@ -111,21 +111,34 @@ def solve_linear(material: Callable[[torch.Tensor], torch.Tensor], E, grid_shape
     if eigenstrain is not None:
         eigenstrain = torch.as_tensor(eigenstrain, dtype=dtype, device=device).expand_as(E_field)
 
-    def stress_of(strain):
-        return material(strain if eigenstrain is None else strain - eigenstrain)
+    # CG iterates on Mandel vectors (d(d+1)/2 components, a third less work than full tensors in
+    # 3D) when the material can apply itself to them; otherwise on full symmetric tensors
+    if hasattr(material, "apply_mandel"):
+        pairs = proj.mandel_pairs()
+        to, back = (lambda t: to_mandel(t, pairs)), (lambda v: from_mandel(v, pairs, d))
+        apply, project = (lambda m, v: m.apply_mandel(v)), proj.project_mandel
+    else:
+        to = back = (lambda t: t)
+        apply, project = (lambda m, v: m(v)), proj
+    target_v = to(target)
 
-    sig0 = stress_of(E_field)
-    b = target - proj(sig0)
+    def stress_of(strain_v):
+        return apply(material, strain_v if eigenstrain is None else strain_v - to(eigenstrain))
+
+    E_v = to(E_field)
+    sig0 = stress_of(E_v)
+    b = target_v - project(sig0)
     b_norm = _norm(b)
     trivial = b_norm <= 64 * torch.finfo(dtype).eps * _norm(sig0)   # homogeneous cell, no load
-    b = torch.where(trivial.reshape(nb, *(1,) * (d + 2)), torch.zeros_like(b), b)
+    b = torch.where(trivial.reshape(nb, *(1,) * (b.ndim - 1)), torch.zeros_like(b), b)
     subsets = SelectCache(material)
-    kr = batched_cg(lambda x, idx: proj(subsets(idx)(x)), b, tol=tol, max_iter=max_iter)
+    kr = batched_cg(lambda x, idx: project(apply(subsets(idx), x)), b, tol=tol, max_iter=max_iter)
 
-    strain = E_field + kr.x
-    stress = stress_of(strain)
+    strain_v = E_v + kr.x
+    stress_v = stress_of(strain_v)
     safe = torch.where(trivial, torch.ones_like(b_norm), b_norm)
-    residual = torch.where(trivial, torch.zeros_like(b_norm), _norm(proj(stress) - target) / safe)
+    residual = torch.where(trivial, torch.zeros_like(b_norm), _norm(project(stress_v) - target_v) / safe)
+    strain, stress = back(strain_v), back(stress_v)
     spatial = tuple(range(3, 3 + d))
     return LinearSolveResult(strain=strain, stress=stress, mean_stress=stress.mean(dim=spatial),
                              mean_strain=strain.mean(dim=spatial), converged=kr.status == SolveStatus.CONVERGED,

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import torch
 
 __all__ = ["wave_vectors", "singular_mask", "apply_projection", "apply_gradient_projection",
-           "project_real", "Projector", "SINGULAR_RTOL", "GRADIENTS"]
+           "project_real", "Projector", "SINGULAR_RTOL", "GRADIENTS", "to_mandel", "from_mandel"]
 
 GRADIENTS = ("continuous", "willot")
 
@@ -196,3 +196,50 @@ class Projector:
             out[zero] = spec[zero] * self.stress_mask[self._rows, self._cols].to(spec.real.dtype)
         real = torch.fft.irfftn(out, s=self.grid_shape, dim=self.dims)
         return real[:, self._full].reshape(field.shape[0], d, d, *self.grid_shape)
+
+    # ------------------------------------------------------------------ Mandel storage
+    def mandel_pairs(self) -> list[tuple[int, int]]:
+        """Component order of the Mandel vectors: the diagonal, then (i, j), i < j, row by row."""
+        d = self.d
+        return [(i, i) for i in range(d)] + [(i, j) for i in range(d) for j in range(i + 1, d)]
+
+    def project_mandel(self, v: torch.Tensor) -> torch.Tensor:
+        """Small-strain projection of Mandel fields ``(B, d(d+1)/2, *grid)`` (off-diagonal entries
+        scaled by sqrt 2, so the Euclidean inner product is the tensor one): what CG iterates on."""
+        d = self.d
+        if not hasattr(self, "_mandel"):
+            pairs = self.mandel_pairs()
+            n = _unit_directions(self.xi)
+            scale = [1.0 if i == j else 2.0 ** 0.5 for i, j in pairs]
+            pos = {p: k for k, p in enumerate(pairs)} | {(j, i): k for k, (i, j) in enumerate(pairs)}
+            # an_i = sum_j (v_k / s_k) n_j, k = (i, j)
+            an_terms = [[(pos[(i, j)], n[j] / scale[pos[(i, j)]]) for j in range(d)] for i in range(d)]
+            out_terms = [(i, j, scale[k]) for k, (i, j) in enumerate(pairs)]
+            self._mandel = (n, an_terms, out_terms)
+        n, an_terms, out_terms = self._mandel
+        spec = torch.fft.rfftn(v, dim=self.dims)
+        an = [sum(spec[:, k] * c for k, c in terms) for terms in an_terms]
+        nan = sum(an[i] * n[i] for i in range(d))
+        out = torch.stack([s * (n[i] * an[j] + n[j] * an[i] - nan * (n[i] * n[j])) for i, j, s in out_terms], 1)
+        if self.stress_mask is not None:
+            zero = (slice(None), slice(None)) + (0,) * d
+            rows = [i for i, _ in self.mandel_pairs()]
+            cols = [j for _, j in self.mandel_pairs()]
+            out[zero] = spec[zero] * self.stress_mask[rows, cols].to(spec.real.dtype)
+        return torch.fft.irfftn(out, s=self.grid_shape, dim=self.dims)
+
+
+def to_mandel(t: torch.Tensor, pairs) -> torch.Tensor:
+    """``(B, d, d, *grid)`` symmetric -> ``(B, m, *grid)`` Mandel."""
+    return torch.stack([t[:, i, j] * (1.0 if i == j else 2.0 ** 0.5) for i, j in pairs], 1)
+
+
+def from_mandel(v: torch.Tensor, pairs, d: int) -> torch.Tensor:
+    """``(B, m, *grid)`` Mandel -> ``(B, d, d, *grid)`` symmetric."""
+    out = v.new_empty(v.shape[0], d, d, *v.shape[2:])
+    for k, (i, j) in enumerate(pairs):
+        if i == j:
+            out[:, i, i] = v[:, k]
+        else:
+            out[:, i, j] = out[:, j, i] = v[:, k] / 2.0 ** 0.5
+    return out
