@@ -1,6 +1,7 @@
 # homlearn: microstructures -> unit-cell solves (Dask) -> Zarr datasets -> surrogates -> report.
 #   snakemake --cores N                       (default config.yaml)
 #   snakemake --cores N --configfile workflow/configs/heat2d-paper.yaml
+#   snakemake --cores N viscoelastic3d_all --configfile workflow/configs/viscoelastic3d-paper.yaml
 #   snakemake --report results/report.html    (after a run)
 import json
 import shlex
@@ -53,6 +54,7 @@ def config_json(section, keep=None, drop=()):
 
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
+include: "workflow/rules/viscoelastic3d.smk"
 
 
 rule all:
@@ -60,3 +62,4 @@ rule all:
     input:
         rules.heat2d_all.input,
         rules.elastic_ls_all.input,
+        rules.viscoelastic3d_all.input,

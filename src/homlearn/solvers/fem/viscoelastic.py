@@ -371,12 +371,14 @@ class ViscoelasticSolver:
 
     def solve(self, points: np.ndarray, tets: np.ndarray, cell_phase: np.ndarray,
               loading: Loading = Loading(), bc: str = "minimal", strain_rate_tensor: np.ndarray | None = None,
-              return_state: bool = False) -> ViscoelasticSolution:
+              return_state: bool = False, record_history: bool = False) -> ViscoelasticSolution:
         """Run the whole loading history on one mesh.
 
         ``points`` (P, 3), ``tets`` (C, 4), ``cell_phase`` (C,): 0 matrix, 1 inclusion. ``bc``:
         ``"minimal"`` (uniaxial tension along x at ``loading.strain_rate``) or ``"affine"``
-        (``u = strain_rate_tensor x t`` on the whole boundary).
+        (``u = strain_rate_tensor x t`` on the whole boundary). ``return_state``: keep the final
+        displacement and mode vectors (and the mesh and space, for :func:`quadrature_strains`);
+        ``record_history``: also every step's displacement vector (small meshes only).
         """
         timings = {}
         t0 = time.perf_counter()
@@ -482,6 +484,7 @@ class ViscoelasticSolver:
         t = dt * np.arange(steps + 1)
         mean = np.zeros((steps + 1, 6))
         reaction = np.full(steps + 1, np.nan)
+        history = [u.copy()] if record_history else None
         volume = float(np.sum(_tet_volumes(pts, cells)))
         A_right = A[right_dofs] if right_dofs.size else None
         H_right = H_uu[right_dofs] if right_dofs.size else None
@@ -514,6 +517,8 @@ class ViscoelasticSolver:
                 update_modes(w_K, du, dK, gK)
             x = x_new
             u = x[:n_u]
+            if history is not None:
+                history.append(u.copy())
             # volume average of the stress after the update
             e_m = S_m @ (mat.G_inf * u + (Gk @ w_G if shear.n_terms else 0.0))
             e_g = S_g @ u
@@ -527,8 +532,9 @@ class ViscoelasticSolver:
         timings["steps"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         state = None
-        if return_state:
-            state = {"x": x, "w_shear": w_G, "n_u": n_u, "msh": msh, "U": U, "is_matrix": is_m}
+        if return_state or record_history:
+            state = {"u": u, "w_shear": w_G, "msh": msh, "U": U, "is_matrix": is_m,
+                     "u_history": np.array(history) if history is not None else None}
         residual = system.residual
         n_factorised = system.F.size
         system.destroy()
@@ -557,3 +563,25 @@ def _tet_volumes(points: np.ndarray, tets: np.ndarray) -> np.ndarray:
     """Unsigned tetrahedron volumes."""
     p = points[tets]
     return np.abs(np.einsum("ij,ij->i", np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), p[:, 3] - p[:, 0])) / 6.0
+
+
+def quadrature_strains(state: dict, vectors: np.ndarray, degree: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Strain tensors of displacement-like ``vectors`` (V, n_u) at the quadrature points of a
+    ``degree`` rule in every cell: returns ``(strain (V, C, Q, 3, 3), is_matrix (C,))``.
+
+    Applied to the mode vectors ``w_k`` this gives the internal variables ``h_k = dev eps(w_k)`` at the
+    quadrature points (tests compare them with a point-by-point update). Compiles an expression
+    at run time: for checks, not for the dataset stages.
+    """
+    import basix
+
+    msh, U = state["msh"], state["U"]
+    pts, _ = basix.make_quadrature(basix.CellType.tetrahedron, degree)
+    fn = fem.Function(U)
+    expr = fem.Expression(ufl.sym(ufl.grad(fn)), pts)
+    cells = np.arange(msh.topology.index_map(3).size_local, dtype=np.int32)
+    out = []
+    for vec in np.atleast_2d(vectors):
+        fn.x.array[:] = vec
+        out.append(expr.eval(msh, cells).reshape(cells.size, pts.shape[0], 3, 3))
+    return np.array(out), state["is_matrix"]
