@@ -36,9 +36,9 @@ Time integration and internal variables
     this holds at every point, in particular at every quadrature point, exactly: the vectors are
     the quadrature-point internal variables of all points at once, in 3 x 20 numbers per node
     instead of 6 x 20 per quadrature point (with the bubbles' cubic strain an exact quadrature needs
-    23 points per cell). :meth:`ViscoelasticSolver.solve` can return them evaluated at the
-    quadrature points of the stiffness (``return_state``); a test checks them against a
-    point-by-point update.
+    23 points per cell). :func:`quadrature_strains` evaluates them at the quadrature points of any
+    rule (``solve(..., return_state=True)`` keeps the vectors); a test checks them against a
+    point-by-point exact update driven by the same strains, to 1e-10.
 
 Boundary conditions (``bc``)
     ``"minimal"`` (default, uniaxial tension): ``u_x = 0`` on x = 0 and ``u_x = rate t L`` on x = L
@@ -435,7 +435,7 @@ class ViscoelasticSolver:
         geo = msh.geometry
         u_nodes = U.dofmap.list
         node_x = np.full((n_u // 3, 3), np.nan)
-        node_x[u_nodes[:, :4].reshape(-1)] = geo.x[geo.dofmap[:, :4].reshape(-1)]
+        node_x[u_nodes[:, :4].reshape(-1)] = geo.x[geo.dofmaps[0][:, :4].reshape(-1)]
         bubble_nodes = u_nodes[:, 4] if u_nodes.shape[1] > 4 else np.zeros(0, dtype=np.int64)
         interior = (3 * bubble_nodes[:, None] + np.arange(3)).reshape(-1)
 
