@@ -1,6 +1,7 @@
 # homlearn: microstructures -> unit-cell solves (Dask) -> Zarr datasets -> surrogates -> report.
 #   snakemake --cores N                       (default config.yaml)
 #   snakemake --cores N --configfile workflow/configs/heat2d-paper.yaml
+#   snakemake --cores N viscoelastic3d_all --configfile workflow/configs/viscoelastic3d-paper.yaml
 #   snakemake --report results/report.html    (after a run)
 import json
 import shlex
@@ -46,7 +47,7 @@ def config_json(section, keep=None, drop=()):
     """
     part = {k: v for k, v in config[section].items() if (keep is None or k in keep) and k not in drop}
     chosen = {section: part}
-    if section in ("heat2d", "elastic_ls") and keep is None:
+    if section in ("heat2d", "elastic_ls", "cp_grid", "cp_paths2d") and keep is None:
         chosen["dask"] = config["dask"]
     return shlex.quote(json.dumps(chosen, sort_keys=True))
 
@@ -54,6 +55,7 @@ def config_json(section, keep=None, drop=()):
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
 include: "workflow/rules/cp_grid.smk"
+include: "workflow/rules/viscoelastic3d.smk"
 
 
 rule all:
@@ -62,3 +64,4 @@ rule all:
         rules.heat2d_all.input,
         rules.elastic_ls_all.input,
         rules.cp_grid_all.input,
+        rules.viscoelastic3d_all.input,

@@ -1,5 +1,5 @@
 """A real Snakemake run of a tiny config: microstructures, solves on Dask (2 workers), dataset,
-fGCNN and rGCNN training, evaluation, and the HTML report."""
+fGCNN and rGCNN training, evaluation, and the HTML report; elastic_ls and viscoelastic3d datasets."""
 
 import json
 import subprocess
@@ -23,6 +23,8 @@ def test_snakemake_end_to_end(tmp_path):
         "elastic_ls": {"n_design_points": 2, "per_point": 2, "grid": 10, "batch_size": 2, "contrasts": [10]},
         "cp_grid": {"n_steps": 10, "record_strains": [0.002], "batch_size": 2,
                     "grid2d": {"n_samples": 2, "grid": 10}, "grid3d": {"n_samples": 2, "grid": 6}},
+        "viscoelastic3d": {"n_samples": 2, "target_cells": 1500, "max_cells": 8000, "curvature_points": 8,
+                           "loading": {"n_steps": 5}, "batch_size": 1},
     }))
     snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg)]
     run = subprocess.run(snake, cwd=ROOT, capture_output=True, text=True)
@@ -39,6 +41,9 @@ def test_snakemake_end_to_end(tmp_path):
     for dim in ("2d", "3d"):
         cp = json.loads((out / "cp_grid" / f"solve_{dim}.json").read_text())
         assert cp["samples_done"] == 2 and cp["samples_failed"] == 0
+    ve = json.loads((out / "viscoelastic3d" / "solve.json").read_text())
+    assert ve["samples_done"] == 2 and ve["samples_failed"] == 0
+    assert "mesh_failures_retried" in json.loads((out / "viscoelastic3d" / "microstructure.json").read_text())
     solve = json.loads((out / "heat2d" / "solve.json").read_text())
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())
@@ -57,6 +62,7 @@ def test_snakemake_end_to_end(tmp_path):
     jobs = dry.stdout + dry.stderr
     assert dry.returncode == 0 and "heat2d_train" in jobs and "heat2d_evaluate" in jobs, jobs[-2000:]
     assert "heat2d_microstructure" not in jobs and "heat2d_solve" not in jobs, jobs[-2000:]
+    assert "viscoelastic3d_" not in jobs, jobs[-2000:]
 
     report = subprocess.run(snake + ["--report", str(out / "report.html")], cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr[-3000:]

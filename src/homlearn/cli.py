@@ -7,6 +7,8 @@
     homlearn heat2d evaluate results/datasets/heat2d.zarr results/heat2d --model fgcnn=... --model rgcnn=...
     homlearn elastic_ls solve 10 results/datasets/elastic_ls_cr10.zarr --threads 2
     homlearn cp_grid solve 2d results/datasets/cp_grid2d.zarr --threads 2
+    homlearn viscoelastic3d microstructure results/viscoelastic3d/microstructures.zarr --threads 2
+    homlearn viscoelastic3d solve results/viscoelastic3d/microstructures.zarr results/datasets/viscoelastic3d.zarr
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -79,9 +81,36 @@ def cmd_cp_grid_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["cp_grid"], cfg["dask"], args.dim, args.out, args.threads, args.failure_log)
+def cmd_viscoelastic3d_microstructure(args):
+    from homlearn.datasets.viscoelastic3d import retry_counts, run_microstructure_stage
+
+    cfg = _config(args)
+    rep = run_microstructure_stage(cfg["viscoelastic3d"], cfg["dask"], args.out, args.threads, args.failure_log)
+    retries = retry_counts(args.out)
+    _write_report(args.summary, _Extended(rep, retries))
+    print(_stage_summary(rep) + "; retries: " + json.dumps(retries), file=sys.stderr)
+    return _stage_exit(rep)
+
+
+def cmd_viscoelastic3d_solve(args):
+    from homlearn.datasets.viscoelastic3d import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["viscoelastic3d"], cfg["dask"], args.microstructures, args.out, args.threads,
+                          args.failure_log)
     _write_report(args.summary, rep)
     print(_stage_summary(rep), file=sys.stderr)
     return _stage_exit(rep)
+
+
+class _Extended:
+    """A stage report with extra summary fields."""
+
+    def __init__(self, report, extra):
+        self.report, self.extra = report, extra
+
+    def to_json(self):
+        return {**self.report.to_json(), **self.extra}
 
 
 def _stage_exit(rep) -> int:
@@ -135,12 +164,16 @@ def cmd_export(args):
         raise SystemExit(f"sample {s} out of range 0..{ds.sizes['sample'] - 1}")
     import numpy as np
 
-    pts = read_ragged(ds, "point_xy", s)
-    pts = np.column_stack([pts, np.zeros(len(pts))])  # VTU wants 3D points
-    cell_data = {name: [read_ragged(ds, name, s)] for name in ("cell_grain", "cell_angle", "cell_area")
+    if "point_xyz" in ds:  # tetrahedral meshes (viscoelastic3d)
+        pts, kind = read_ragged(ds, "point_xyz", s), "tetra"
+    else:
+        pts, kind = read_ragged(ds, "point_xy", s), "triangle"
+        pts = np.column_stack([pts, np.zeros(len(pts))])  # VTU wants 3D points
+    cell_data = {name: [read_ragged(ds, name, s)] for name in
+                 ("cell_grain", "cell_angle", "cell_area", "cell_cluster", "cell_phase", "cell_volume")
                  if name in ds}
     point_data = {"temperature": read_ragged(ds, "temperature", s)} if "temperature" in ds else {}
-    mesh = meshio.Mesh(pts, [("triangle", read_ragged(ds, "cell_nodes", s))],
+    mesh = meshio.Mesh(pts, [(kind, read_ragged(ds, "cell_nodes", s))],
                        point_data=point_data, cell_data=cell_data)
     mesh.write(args.out)
     print(f"wrote {args.out}")
@@ -205,6 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--summary", default=None, help="write the stage summary JSON here")
     cs.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
     cs.set_defaults(func=cmd_cp_grid_solve)
+    ve = sub.add_parser("viscoelastic3d", help="viscoelastic matrix with glass spheres (paper gcnn 3.3)").add_subparsers(
+        dest="step", required=True)
+    vm = with_config(ve.add_parser("microstructure", help="pack spheres and mesh them with gmsh (Dask)"))
+    vm.add_argument("out")
+    vs = with_config(ve.add_parser("solve", help="viscoelastic tension with DOLFINx (Dask)"))
+    vs.add_argument("microstructures")
+    vs.add_argument("out")
+    for sp, fn in ((vm, cmd_viscoelastic3d_microstructure), (vs, cmd_viscoelastic3d_solve)):
+        sp.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
+        sp.add_argument("--summary", default=None, help="write the stage summary JSON here")
+        sp.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
+        sp.set_defaults(func=fn)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")

@@ -87,6 +87,25 @@ def _check_semantics(config: dict[str, Any]) -> None:
             problems.append(f"config key 'elastic_ls.{key}': lower bound {lo} exceeds upper bound {hi}")
     if abs(sum(els.get("split", {}).get("fractions", [0.4, 0.2, 0.4])) - 1.0) > 1e-9:
         problems.append("config key 'elastic_ls.split.fractions' must sum to 1")
+    ve = config.get("viscoelastic3d", {})
+    for key in ("n_inclusions", "radius_range"):
+        lo, hi = ve.get(key, [0, 1])
+        if lo > hi:
+            problems.append(f"config key 'viscoelastic3d.{key}': lower bound {lo} exceeds upper bound {hi}")
+    if ve.get("target_cells", 0) > ve.get("max_cells", 1):
+        problems.append("config key 'viscoelastic3d.target_cells' must not exceed 'viscoelastic3d.max_cells'")
+    if abs(sum(ve.get("split", {}).get("fractions", [0.7, 0.2, 0.1])) - 1.0) > 1e-9:
+        problems.append("config key 'viscoelastic3d.split.fractions' must sum to 1")
+    vm = ve.get("matrix", {})
+    for name, inst, eq in (("shear", "G", "G_inf"), ("bulk", "K", "K_inf")):
+        if vm.get(eq, 0) > vm.get(inst, 1):
+            problems.append(f"config key 'viscoelastic3d.matrix.{eq}' must not exceed '{inst}'")
+        weights = vm.get(f"{name}_weights")
+        if weights is not None and (len(weights) != vm.get("n_terms", 20) or not sum(weights) > 0):
+            problems.append(f"config key 'viscoelastic3d.matrix.{name}_weights' needs n_terms weights, "
+                            "not all zero")
+    if vm.get("tau_min", 0) > vm.get("tau_max", 1):
+        problems.append("config key 'viscoelastic3d.matrix.tau_min' must not exceed 'tau_max'")
     dask = config.get("dask", {})
     if dask.get("cluster") == "address" and not dask.get("address"):
         problems.append("config key 'dask.address' is required when 'dask.cluster' is 'address'")

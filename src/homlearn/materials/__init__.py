@@ -1,15 +1,26 @@
-"""Constitutive models on voxel fields ``(B, d, d, *grid)`` (torch, batched, CPU or CUDA).
+"""Constitutive models.
 
-Every material used by the Newton-Krylov FFT solver provides
-``response(x) -> (stress, tangent)`` (``x`` the strain or the deformation gradient,
-``tangent`` a :class:`~homlearn.materials.tangent.Tangent`), ``select(index)`` and
-``batch_size``; linear elastic materials are also callables ``sigma = C(eps)``.
+For the FFT engine (torch, batched fields ``(B, d, d, *grid)``): every material provides
+``response(x) -> (stress, tangent)`` (``x`` the strain or the deformation gradient, ``tangent`` a
+:class:`~homlearn.materials.tangent.Tangent`), ``select(index)`` and ``batch_size``; linear elastic
+materials are also callables ``sigma = C(eps)``. For the FEM solvers: :mod:`.viscoelastic` (numpy).
+
+The names below are imported lazily, so ``import homlearn.materials.viscoelastic`` in a FEM
+worker does not load torch (5 s and 600 MB per process).
 """
 
-from homlearn.materials.elastic import (CubicMaterial, IsotropicMaterial, NonlinearElastic,
-                                        isotropic_stiffness_apply, two_phase_isotropic)
-from homlearn.materials.hyperelastic import NeoHookean
-from homlearn.materials.tangent import Tangent, TensorTangent
+from importlib import import_module
 
-__all__ = ["CubicMaterial", "IsotropicMaterial", "NeoHookean", "NonlinearElastic", "Tangent",
-           "TensorTangent", "isotropic_stiffness_apply", "two_phase_isotropic"]
+_EXPORTS = {
+    "CubicMaterial": "elastic", "IsotropicMaterial": "elastic", "NonlinearElastic": "elastic",
+    "isotropic_stiffness_apply": "elastic", "two_phase_isotropic": "elastic",
+    "NeoHookean": "hyperelastic", "Tangent": "tangent", "TensorTangent": "tangent",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f"homlearn.materials.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'homlearn.materials' has no attribute {name!r}")
