@@ -55,6 +55,7 @@ def config_json(section, keep=None, drop=()):
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
 include: "workflow/rules/cp_grid.smk"
+include: "workflow/rules/cp_paths2d.smk"
 include: "workflow/rules/viscoelastic3d.smk"
 
 

@@ -76,6 +76,16 @@ def cmd_elastic_ls_solve(args):
     return _stage_exit(rep)
 
 
+def cmd_cp_paths2d_solve(args):
+    from homlearn.datasets.cp_paths2d import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["cp_paths2d"], cfg["dask"], args.out, args.threads, args.failure_log)
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
+
+
 def cmd_cp_grid_solve(args):
     from homlearn.datasets.cp_grid import run_solve_stage
 
@@ -238,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--summary", default=None, help="write the stage summary JSON here")
     cs.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
     cs.set_defaults(func=cmd_cp_grid_solve)
+
+    cq = sub.add_parser("cp_paths2d", help="2D polycrystal under random F paths (paper rno 5.1)").add_subparsers(
+        dest="step", required=True)
+    cqs = with_config(cq.add_parser("solve", help="solve the random paths (Dask)"))
+    cqs.add_argument("out")
+    cqs.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
+    cqs.add_argument("--summary", default=None, help="write the stage summary JSON here")
+    cqs.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
+    cqs.set_defaults(func=cmd_cp_paths2d_solve)
     ve = sub.add_parser("viscoelastic3d", help="viscoelastic matrix with glass spheres (paper gcnn 3.3)").add_subparsers(
         dest="step", required=True)
     vm = with_config(ve.add_parser("microstructure", help="pack spheres and mesh them with gmsh (Dask)"))

@@ -149,12 +149,18 @@ class TwoSlipCrystal2D:
         def plastic_step(dg, schmid):
             return eye - (dg[:, :, None, None] * schmid).sum(1)
 
-        def residual(dg, F, fpi, e_n, schmid):
+        def resolved(dg, F, fpi, schmid):
             Fe = F @ fpi @ plastic_step(dg, schmid)
             mandel = Fe.transpose(-1, -2) @ _elastic_stress(Fe, mu, kappa)
-            tau = (schmid * mandel[:, None]).sum((-2, -1))
+            return (schmid * mandel[:, None]).sum((-2, -1))
+
+        def resistance(dg, e_n):
             e = e_n + dg.abs()
-            g = cst["sigma_inf"] * (1 - torch.exp(-cst["h"] * e / cst["sigma_inf"])) + e @ cst["latent"].T
+            return cst["sigma_inf"] * (1 - torch.exp(-cst["h"] * e / cst["sigma_inf"])) + e @ cst["latent"].T
+
+        def residual(dg, F, fpi, e_n, schmid):
+            tau = resolved(dg, F, fpi, schmid)
+            g = resistance(dg, e_n)
             over = torch.clamp(tau.abs() - g, min=0.0)
             rate = cst["gamma_dot0"] * (over / cst["tau0"]) ** (1.0 / cst["m"]) * torch.sign(tau)
             return dg - dt * rate
@@ -163,7 +169,26 @@ class TwoSlipCrystal2D:
             fpi_new = fpi @ plastic_step(dg, schmid)
             return _elastic_stress(F @ fpi_new, mu, kappa) @ fpi_new.transpose(-1, -2)
 
-        return residual, stress
+        def predictor(F, fpi, e_n, schmid, iterations=6):
+            """Slip increments that nearly satisfy the inverted flow rule |tau| = g + tau0 (|dg|/dt/g0)^m
+            on the systems loaded beyond their resistance (tau linearised at dg = 0): a start from
+            which Newton converges even when the trial overstress is many times tau0 (large steps)."""
+            zero = torch.zeros(F.shape[0], 2, dtype=F.dtype, device=F.device)
+            tau_tr = resolved(zero, F, fpi, schmid)
+            K = -_jacobian(lambda x: resolved(x, F, fpi, schmid), zero, 2)          # d tau / d dg = -K
+            active = tau_tr.abs() > resistance(zero, e_n)
+            eye2 = torch.eye(2, dtype=F.dtype, device=F.device)
+            A = torch.where(active[:, :, None], K, eye2)
+            dg = zero
+            for _ in range(iterations):
+                target = torch.sign(tau_tr) * (resistance(dg, e_n) + cst["tau0"] * (
+                    dg.abs() / (dt * cst["gamma_dot0"])) ** cst["m"])
+                rhs = torch.where(active, tau_tr - target, torch.zeros_like(tau_tr))
+                dg = torch.linalg.solve(A, rhs[..., None])[..., 0]
+                dg = torch.where(active & (dg * tau_tr > 0), dg, torch.zeros_like(dg))
+            return dg
+
+        return residual, stress, predictor
 
     def _points(self, F):
         """Flatten (B, 2, 2, *grid) fields to (N, ...) point arrays."""
@@ -173,7 +198,7 @@ class TwoSlipCrystal2D:
                 self.e.reshape(-1, 2), self.schmid.reshape(-1, 2, 2, 2), self.dgamma.reshape(-1, 2))
 
     def _update(self, F: torch.Tensor):
-        residual, stress = self._point_fns()
+        residual, stress, predictor = self._point_fns()
         Fp, fpi, e_n, schmid, dg = self._points(F)
         dg = dg.clone()
 
@@ -184,7 +209,15 @@ class TwoSlipCrystal2D:
             rn = r.abs().amax(-1)
             return rn <= self.local_tol * torch.clamp(dg.abs().amax(-1), min=self.dt), rn
 
-        conv, _ = done(residual(dg, Fp, fpi, e_n, schmid), dg)
+        conv, rn0 = done(residual(dg, Fp, fpi, e_n, schmid), dg)
+        hard = (~conv).nonzero().squeeze(1)
+        if hard.numel():       # far from the warm start: take the predictor where it is closer
+            a = (Fp[hard], fpi[hard], e_n[hard], schmid[hard])
+            guess = predictor(*a)
+            _, rn_guess = done(residual(guess, *a), guess)
+            better = rn_guess < rn0[hard]
+            dg[hard[better]] = guess[better]
+            conv, _ = done(residual(dg, Fp, fpi, e_n, schmid), dg)
         active = (~conv).nonzero().squeeze(1)
         failed = torch.zeros(dg.shape[0], dtype=torch.bool, device=dg.device)
         for _ in range(self.local_max_iter):
@@ -193,7 +226,8 @@ class TwoSlipCrystal2D:
             a = (dg[active], Fp[active], fpi[active], e_n[active], schmid[active])
             r_a = residual(*a)
             rn = r_a.abs().amax(-1)
-            step = torch.linalg.solve(jac(a), -r_a[..., None])[..., 0]
+            step, info = torch.linalg.solve_ex(jac(a), -r_a[..., None])
+            step = torch.where((info == 0)[:, None], step[..., 0], torch.full_like(step[..., 0], float("nan")))
             lam = torch.ones_like(rn)
             for _ls in range(40):
                 r_t = residual(a[0] + lam[:, None] * step, *a[1:])

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-__all__ = ["VoxelPolycrystal", "periodic_voronoi_labels", "polycrystal_2d_slice", "polycrystal_3d",
+__all__ = ["VoxelPolycrystal", "periodic_voronoi_labels", "polycrystal_2d", "polycrystal_2d_slice", "polycrystal_3d",
            "rotation_field", "grid_edges"]
 
 
@@ -74,6 +74,16 @@ def polycrystal_2d_slice(n: int, rng: np.random.Generator, seed_range=(6, 70), g
             angles = rng.uniform(0.0, 2 * np.pi, size=(present.size, 1))
             return VoxelPolycrystal(grain.astype(np.int32), _rot_z(angles[:, 0]), angles)
     raise RuntimeError(f"no slice with {grain_range} grains in {max_tries} tries (seed_range {seed_range})")
+
+
+def polycrystal_2d(n: int, n_grains: int, rng: np.random.Generator, angle_range=(0.0, np.pi)) -> VoxelPolycrystal:
+    """Periodic 2D Voronoi on ``n x n`` pixels with ``n_grains`` seeds (paper 'rno' section 5.1,
+    'pcanet' 2DFFT), one angle per grain uniform in ``angle_range``."""
+    seeds = rng.random((n_grains, 2))
+    centres = (np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2) + 0.5) / n
+    grain, present = _relabel(periodic_voronoi_labels(centres, seeds).reshape(n, n))
+    angles = rng.uniform(angle_range[0], angle_range[1], size=(n_grains, 1))[present]
+    return VoxelPolycrystal(grain.astype(np.int32), _rot_z(angles[:, 0]), angles)
 
 
 def _rot_z(angle: np.ndarray) -> np.ndarray:

@@ -1,0 +1,29 @@
+# cp_paths2d: one 2D polycrystal under random F paths, two-slip finite-strain crystal plasticity
+# on the FFT engine (paper rno 5.1, appendix A); a resumable Zarr store, JSON summary as output.
+# NOT in `rule all` yet: the global Newton needs damping / step cutbacks before this model
+# (m = 0.05, nearly perfectly plastic grains) converges reliably (NOTES.md, issue 4).
+
+CPP = f"{R}/cp_paths2d"
+
+
+rule cp_paths2d_solve:
+    output:
+        summary=f"{CPP}/solve.json",
+    params:
+        cfg=config_json("cp_paths2d"),
+        store=f"{R}/datasets/cp_paths2d.zarr",
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda w, threads: 2000 * max(1, threads),
+    log:
+        f"{CPP}/logs/solve.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} cp_paths2d solve {params.store} --config-json {params.cfg} "
+        "--threads {threads} --summary {output.summary} --failure-log {CPP}/failures.jsonl 2> {log}"
+
+
+rule cp_paths2d_all:
+    input:
+        rules.cp_paths2d_solve.output.summary,
