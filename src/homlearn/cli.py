@@ -91,6 +91,11 @@ def cmd_cp_grid_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["cp_grid"], cfg["dask"], args.dim, args.out, args.threads, args.failure_log)
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
+
+
 def cmd_viscoelastic3d_microstructure(args):
     from homlearn.datasets.viscoelastic3d import retry_counts, run_microstructure_stage
 
@@ -257,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     cqs.add_argument("--summary", default=None, help="write the stage summary JSON here")
     cqs.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
     cqs.set_defaults(func=cmd_cp_paths2d_solve)
+
     ve = sub.add_parser("viscoelastic3d", help="viscoelastic matrix with glass spheres (paper gcnn 3.3)").add_subparsers(
         dest="step", required=True)
     vm = with_config(ve.add_parser("microstructure", help="pack spheres and mesh them with gmsh (Dask)"))
