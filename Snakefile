@@ -53,6 +53,8 @@ def config_json(section, keep=None, drop=()):
 
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
+include: "workflow/rules/composite1d.smk"
+include: "workflow/rules/laminate.smk"
 
 
 rule all:
@@ -60,3 +62,5 @@ rule all:
     input:
         rules.heat2d_all.input,
         rules.elastic_ls_all.input,
+        rules.composite1d_all.input,
+        rules.laminate_all.input,

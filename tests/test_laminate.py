@@ -111,7 +111,7 @@ def test_contrast_laminate_matches_independent_ode(name):
     """M3-EH (contrast 10 and hardening): stress and the eight state variables equal an
     independent integration in which the layer strains follow from eq. 24 in closed form
     (L2_TOL, MAX_TOL on stress; the plastic strains and q to 2e-3 of their largest value)."""
-    paths, fn = _paths(1, seed=3)
+    paths, fn = _paths(1, seed=3, n_steps=300, t_final=0.3)
     sol = solve(case(name), paths.t, paths.values, path=fn)
     ref, y = _reference(case(name), fn, paths.t, 0)
     l2, mx = _errors(sol.stress[0], ref)
@@ -191,3 +191,82 @@ def test_unconverged_path_is_reported_and_the_others_go_on():
     assert sol.success.tolist() == [False, True]
     assert np.isnan(sol.stress[0]).all() and "did not converge" in sol.messages[0]
     assert np.isfinite(sol.stress[1]).all()
+
+
+# ---------------------------------------------------------------------------- the dataset stage
+
+def _stored_stress(mat, strain, ep):
+    """Mean in-plane stress from stored mean strains (T, 3) and layer plastic strains (T, 2, 3)
+    alone, by eq. 24 and <sigma33> = 0 in closed form: the stored model variables are the state."""
+    lam, mu = mat.lam, mat.mu
+    e11, e12, e22 = strain[:, 0], strain[:, 1], strain[:, 2]
+    p11, p12, p22 = ep[..., 0], ep[..., 1], ep[..., 2]
+    p33 = -(p11 + p22)
+    a1 = mu / (lam + 2 * mu) * (p11[:, 0] - p11[:, 1])
+    a2 = p12[:, 0] - p12[:, 1]
+    e33 = (2 * mu * p33.mean(axis=1) - lam * (e11 + e22)) / (lam + 2 * mu)
+    sgn = np.array([1.0, -1.0])
+    x11 = e11[:, None] + sgn * a1[:, None]
+    x12 = e12[:, None] + sgn * a2[:, None] / 2
+    tr = x11 + e22[:, None] + e33[:, None]
+    s11 = lam * tr + 2 * mu * (x11 - p11)
+    s22 = lam * tr + 2 * mu * (e22[:, None] - p22)
+    s12 = 2 * mu * (x12 - p12)
+    return np.stack([s11.mean(1), s12.mean(1), s22.mean(1)], axis=1)
+
+
+@pytest.fixture(scope="module")
+def lam_stores(tmp_path_factory):
+    from homlearn.config import validate_config
+    from homlearn.datasets.laminate import run_solve_stage
+
+    root = tmp_path_factory.mktemp("laminate")
+    cfg = validate_config({"laminate": {"n_trajectories": 6, "batch_size": 3, "path": {"n_steps": 200, "n_out": 20}},
+                           "dask": {"progress": False}})
+    reps = {c: run_solve_stage(cfg["laminate"], cfg["dask"], c, root / f"{c}.zarr", 1) for c in ("M2", "MH-EH")}
+    return cfg["laminate"], cfg["dask"], root, reps
+
+
+def test_dataset_content_state_variables_and_split(lam_stores):
+    import xarray as xr
+
+    cfg, _, root, reps = lam_stores
+    a, b = (xr.open_zarr(root / f"{c}.zarr") for c in ("M2", "MH-EH"))
+    assert all(r.samples_done == 6 and r.samples_failed == 0 for r in reps.values())
+    assert a.sizes == {"sample": 6, "time": 21, "layer": 2, "component": 3}
+    paths = random_paths(6, 3, max_value=0.33, intervals="uniform", seed=cfg["seed"], n_steps=200)
+    np.testing.assert_allclose(a["strain"].values, paths.values[:, ::10], rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(a["strain"].values, b["strain"].values)   # the same paths for every case
+    np.testing.assert_array_equal(a["split"].values, b["split"].values)
+    assert np.bincount(a["split"].values).tolist() == [5, 1]               # round(0.8 * 6) train
+    assert a["yield_stress"].values.tolist() == [100.0, 500.0] and a["rate_exponent"].values.tolist() == [0.04, 0.2]
+    assert b.attrs["material"]["hardening"] == "exponential" and b.attrs["material"]["h_MPa"] == 1000.0
+    for ds, name in ((a, "M2"), (b, "MH-EH")):
+        mat = case(name)
+        assert float(ds["residual"].max()) <= NEWTON_TOL * max(mat.sigma0)
+        for s in range(6):  # the stored state variables reproduce the stored stress (eq. 24)
+            np.testing.assert_allclose(_stored_stress(mat, ds["strain"].values[s], ds["plastic_strain"].values[s]),
+                                       ds["stress"].values[s], rtol=0, atol=1e-6)
+        q, ep = ds["accumulated_plastic_strain"].values, ds["plastic_strain"].values
+        assert np.all(np.diff(q, axis=1) >= 0) and q.max() > 0.1
+        norm = np.sqrt(ep[..., 0] ** 2 + ep[..., 2] ** 2 + (ep[..., 0] + ep[..., 2]) ** 2 + 2 * ep[..., 1] ** 2)
+        assert np.all(np.sqrt(2 / 3) * norm <= q + 1e-5)  # q accumulates |eps_p_dot|
+    assert a["accumulated_plastic_strain"].values[:, -1, 0].mean() > a["accumulated_plastic_strain"].values[:, -1, 1].mean()
+
+
+def test_dataset_rerun_does_nothing_and_failures_are_recorded(lam_stores, tmp_path):
+    import json
+
+    import zarr
+
+    from homlearn.datasets.laminate import run_solve_stage
+
+    cfg, dask_cfg, root, _ = lam_stores
+    assert run_solve_stage(cfg, dask_cfg, "M2", root / "M2.zarr", 1).batches_run == 0
+    log = tmp_path / "failures.jsonl"
+    bad = {**cfg, "max_iter": 1}  # one Newton iteration per stage cannot meet the tolerance
+    rep = run_solve_stage(bad, dask_cfg, "M3", tmp_path / "bad.zarr", 1, failure_log=log)
+    assert rep.samples_failed == 6 and rep.samples_pending == 0 and not rep.broken_batches
+    assert (zarr.open_group(tmp_path / "bad.zarr")["status"][:] == -2).all()
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(lines) == 6 and "did not converge" in lines[0]["reason"]
