@@ -21,6 +21,8 @@ def test_snakemake_end_to_end(tmp_path):
                    "train": {"max_epochs": 8, "patience": 8, "batch_size": 16},
                    "report": {"n_examples": 2}},
         "elastic_ls": {"n_design_points": 2, "per_point": 2, "grid": 10, "batch_size": 2, "contrasts": [10]},
+        "composite1d": {"segments": [1, 2], "paths_per_n": 2, "batch_size": 4, "path": {"n_steps": 100, "n_out": 20}},
+        "laminate": {"cases": ["M1"], "n_trajectories": 4, "batch_size": 4, "path": {"n_steps": 100, "n_out": 20}},
     }))
     snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg)]
     run = subprocess.run(snake, cwd=ROOT, capture_output=True, text=True)
@@ -34,6 +36,9 @@ def test_snakemake_end_to_end(tmp_path):
         assert (out / "heat2d" / f"{fig}.png").stat().st_size > 10_000
     el = json.loads((out / "elastic_ls" / "solve_cr10.json").read_text())
     assert el["samples_done"] == 4 and el["samples_failed"] == 0
+    for summary, n in ((out / "composite1d" / "solve.json", 4), (out / "laminate" / "solve_M1.json", 4)):
+        rep = json.loads(summary.read_text())
+        assert rep["samples_done"] == n and rep["samples_failed"] == 0, rep
     solve = json.loads((out / "heat2d" / "solve.json").read_text())
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())
@@ -52,6 +57,7 @@ def test_snakemake_end_to_end(tmp_path):
     jobs = dry.stdout + dry.stderr
     assert dry.returncode == 0 and "heat2d_train" in jobs and "heat2d_evaluate" in jobs, jobs[-2000:]
     assert "heat2d_microstructure" not in jobs and "heat2d_solve" not in jobs, jobs[-2000:]
+    assert "composite1d_solve" not in jobs and "laminate_solve" not in jobs, jobs[-2000:]
 
     report = subprocess.run(snake + ["--report", str(out / "report.html")], cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr[-3000:]

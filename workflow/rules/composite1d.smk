@@ -2,6 +2,8 @@
 # one resumable Zarr store (the summary JSON is the declared output).
 
 C1D = f"{R}/composite1d"
+_C1D_BATCHES = -(-len(config["composite1d"]["segments"]) * config["composite1d"]["paths_per_n"]
+                 // config["composite1d"]["batch_size"])
 
 
 def _c1d_config_json():
@@ -15,7 +17,7 @@ rule composite1d_solve:
     params:
         cfg=_c1d_config_json(),
         store=f"{R}/datasets/composite1d.zarr",
-    threads: workflow.cores
+    threads: max(1, min(workflow.cores, _C1D_BATCHES))  # no more Dask workers than batches; 1 = in process
     resources:
         mem_mb=lambda w, threads: 1000 * max(1, threads),
     log:

@@ -3,6 +3,7 @@
 
 LAM = f"{R}/laminate"
 LAM_CASES = list(config["laminate"]["cases"])
+_LAM_BATCHES = -(-config["laminate"]["n_trajectories"] // config["laminate"]["batch_size"])
 
 
 def _lam_config_json():
@@ -18,7 +19,7 @@ rule laminate_solve:
         store=lambda w: f"{R}/datasets/laminate_{w.case}.zarr",
     wildcard_constraints:
         case="|".join(LAM_CASES),
-    threads: workflow.cores
+    threads: max(1, min(workflow.cores, _LAM_BATCHES))  # no more Dask workers than batches; 1 = in process
     resources:
         mem_mb=lambda w, threads: 1000 * max(1, threads),
     log:
