@@ -270,3 +270,22 @@ def test_dataset_rerun_does_nothing_and_failures_are_recorded(lam_stores, tmp_pa
     assert (zarr.open_group(tmp_path / "bad.zarr")["status"][:] == -2).all()
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(lines) == 6 and "did not converge" in lines[0]["reason"]
+
+
+def test_return_map_at_the_yield_threshold():
+    """m = 0.02 (M3's soft layer): an overstress too small for any representable increment (the
+    rate term (dq/dt)^m is 4e-7 sigma0 even at dq = 1e-304) is an elastic step, not a failure;
+    slightly above, dq > 0 solves the flow rule s_bar = sigma0 (1 + (dq/dt)^m) + 3 mu dq."""
+    from homlearn.solvers.analytic.laminate import _return_map
+
+    mat, dt = case("M3"), 1e-3
+    s0, m = np.full((2, 1), 50.0), np.full((2, 1), 0.02)
+    for over, plastic in ((1e-9, False), (1e-3, True)):
+        eps = np.zeros((2, 1, 4))  # pure shear: trial s_bar = sqrt(3) 2 mu eps12 = (1 + over) sigma0
+        eps[..., 3] = (1 + over) * 50.0 / (np.sqrt(3) * 2 * mat.mu)
+        sig, ep, q, dq, _, conv = _return_map(mat, eps, np.zeros((2, 1, 4)), np.zeros((2, 1)), dt, s0, m,
+                                              np.zeros((2, 1)))
+        assert conv.all() and (dq > 0).all() == plastic
+        if plastic:
+            sbar = np.sqrt(3) * np.abs(sig[..., 3])
+            np.testing.assert_allclose(sbar, 50.0 * (1 + (dq / dt) ** 0.02), rtol=1e-11)

@@ -39,6 +39,7 @@ import numpy as np
 NEWTON_TOL = 1e-10
 INNER_TOL = 1e-12
 MAX_NEWTON = 50
+LOG_DQ_MIN = -700.0  # log of the smallest plastic increment dq the return map resolves (~1e-304)
 LAYERS = ("+", "-")
 COMPONENTS = ("11", "12", "22")  # in-plane tensor components (shear as eps_12, not gamma_12)
 
@@ -126,15 +127,17 @@ def _return_map(mat, eps, ep_n, q_n, dt, s0, m, dq_guess):
     norm = np.sqrt(np.sum(_W * s_tr * s_tr, axis=-1))
     sbar = np.sqrt(1.5) * norm
     H_n, _ = _hardening(mat, q_n, s0)
-    plastic = sbar > s0 * H_n * (1 + 1e-14)
-    plastic &= sbar > 0
     rate_scale = dt * mat.q0_dot
+    # plastic where f > 0 at the smallest positive increment (exp(LOG_DQ_MIN)): with m = 0.02 the
+    # rate term there is still 4e-7 sigma0, and an overstress below it has no representable root
+    plastic = (sbar - s0 * (H_n + np.exp(m * (LOG_DQ_MIN - np.log(rate_scale))))) > 0
+    plastic &= sbar > 0
     dq = np.zeros_like(sbar)
     D = np.full_like(sbar, np.inf)
     converged = np.ones_like(sbar, dtype=bool)
     if np.any(plastic):
         sb, s0p, mp, qn = sbar[plastic], s0[plastic], m[plastic], q_n[plastic]
-        lo = np.full_like(sb, -745.0)                 # dq = exp(-745) ~ 5e-324: f > 0 there
+        lo = np.full_like(sb, LOG_DQ_MIN)              # f > 0 there (the plastic test above)
         hi = np.log(sb / (3 * mu))                     # f(hi) < 0
         g = dq_guess[plastic]
         u = np.where(g > 0, np.log(np.clip(g, 1e-300, None)), np.log(1e-6 * rate_scale))
