@@ -3,10 +3,10 @@ elasto-viscoplastic laminate, with the model's own state variables.
 
 One store per Table 1 case (``laminate_<case>.zarr``), the same strain paths and split in every
 store: sample i's path is path i of ``homlearn.loading.paths.random_paths`` (11, 12 and 22
-independent, Rademacher knots with F_max = 0.33, PCHIP interpolation), solved on n_steps steps
+independent, in that order, Rademacher knots with F_max = 0.33, PCHIP interpolation), solved on n_steps steps
 (SDIRK3, Newton per stage, see ``homlearn.solvers.analytic.laminate``) through the PCHIP path
 itself and stored on n_out + 1 times (paper: 100 steps). Stored: mean strain and stress
-(components 11, 12, 22), plastic strains (11, 12, 22) and accumulated plastic strain q of each
+(components 11, 22, 12), plastic strains (11, 22, 12) and accumulated plastic strain q of each
 layer (the eight model variables of the paper's auto-encoder study), and the largest
 interface/plane-stress residual of each sample.
 """
@@ -23,7 +23,8 @@ from homlearn.data.split import draw_split
 from homlearn.data.store import BatchWriter, Layout, Variable, create_store
 
 SPLIT_NAMES = {0: "train", 1: "test"}
-COMPONENTS = "11, 12, 22 (tensor components; the shear is eps_12 = gamma_12 / 2)"
+COMPONENTS = ("11, 22, 12 (tensor components, homlearn.loading.paths.component_pairs order; the shear "
+              "is eps_12 = gamma_12 / 2)")
 DEVIATIONS = (
     "plane stress is imposed on the mean (<sigma33> = 0) with eps33 continuous across the interface, "
     "the reading under which the paper's eq. 24 holds; sigma33 = 0 in each layer would contradict it",

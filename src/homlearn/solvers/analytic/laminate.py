@@ -14,7 +14,7 @@ and traction continuity across the interface (eq. 23):
     eps+ - eps- = a (x) e1 + e1 (x) a,     (sigma+ - sigma-) e1 = 0,
 
 so eps22 and eps33 are continuous, eps11 and eps12 jump by 2 a1 and a2, and sigma11, sigma12 are
-continuous. The prescribed in-plane average strain (eps11, eps12, eps22) fixes the layer strains
+continuous. The prescribed in-plane average strain (eps11, eps22, eps12) fixes the layer strains
 up to (a1, a2, eps33), and plane stress closes the system: sigma13 = sigma23 = 0 (no out-of-plane
 shear plastic strain ever develops) and <sigma33> = 0. With eps33 continuous, traction continuity
 gives eq. 24: a1 = mu / (lambda + 2 mu) (eps_p11+ - eps_p11-), a2 = eps_p12+ - eps_p12-, a3 = 0.
@@ -41,7 +41,7 @@ INNER_TOL = 1e-12
 MAX_NEWTON = 50
 LOG_DQ_MIN = -700.0  # log of the smallest plastic increment dq the return map resolves (~1e-304)
 LAYERS = ("+", "-")
-COMPONENTS = ("11", "12", "22")  # in-plane tensor components (shear as eps_12, not gamma_12)
+COMPONENTS = ("11", "22", "12")  # in-plane tensor components (shear as eps_12, not gamma_12)
 
 # tensor components stored as [11, 22, 33, 12]; 13 and 23 stay zero. Frobenius weights:
 _W = np.array([1.0, 1.0, 1.0, 2.0])
@@ -90,7 +90,8 @@ def case(name: str, **overrides) -> LaminateMaterial:
 
 @dataclass
 class LaminateSolution:
-    """Histories on ``t`` (P paths, T times). In-plane components ordered (11, 12, 22)."""
+    """Histories on ``t`` (P paths, T times). In-plane components ordered (11, 22, 12),
+    homlearn's order (``homlearn.loading.paths.component_pairs``)."""
 
     t: np.ndarray
     strain: np.ndarray                  # (P, T, 3) prescribed mean strain
@@ -200,9 +201,9 @@ def _jacobian(mat, tangent):
 
 
 def layer_strains(mean_strain, c):
-    """Layer strains [11, 22, 33, 12] (P, 2, 4) from the mean in-plane strain (P, 3: 11, 12, 22)
+    """Layer strains [11, 22, 33, 12] (P, 2, 4) from the mean in-plane strain (P, 3: 11, 22, 12)
     and the unknowns c = (a1, a2, eps33) (P, 3): eps11 = <eps11> +- a1, eps12 = <eps12> +- a2/2."""
-    e11, e12, e22 = mean_strain[:, 0], mean_strain[:, 1], mean_strain[:, 2]
+    e11, e22, e12 = mean_strain[:, 0], mean_strain[:, 1], mean_strain[:, 2]
     a1, a2, e33 = c[:, 0], c[:, 1], c[:, 2]
     sign = np.array([1.0, -1.0])[None, :]
     out = np.empty(mean_strain.shape[:1] + (2, 4))
@@ -220,7 +221,7 @@ def elastic_predictor(mat: LaminateMaterial, mean_strain, ep):
     a1 = mu / (lam + 2 * mu) * (ep[:, 0, 0] - ep[:, 1, 0])
     a2 = ep[:, 0, 3] - ep[:, 1, 3]
     ep33 = ep[:, :, 2].mean(axis=1)
-    e33 = (2 * mu * ep33 - lam * (mean_strain[:, 0] + mean_strain[:, 2])) / (lam + 2 * mu)
+    e33 = (2 * mu * ep33 - lam * (mean_strain[:, 0] + mean_strain[:, 1])) / (lam + 2 * mu)
     return np.stack([a1, a2, e33], axis=1)
 
 
@@ -303,7 +304,7 @@ def solve(material: LaminateMaterial, t: np.ndarray, strain: np.ndarray, *, path
           keep_layers: bool = False) -> LaminateSolution:
     """History of the laminate for P mean in-plane strain paths, zero plastic state at t[0].
 
-    ``t`` (T,) the solver grid, ``strain`` (P, T, 3) the prescribed <eps> (11, 12, 22) on it;
+    ``t`` (T,) the solver grid, ``strain`` (P, T, 3) the prescribed <eps> (11, 22, 12) on it;
     ``path(t) -> (P, 3)`` the same paths at any time, needed by the multi-stage methods (default:
     a cubic spline through the grid values). ``method`` is a key of ``TABLEAUX``. A path whose
     Newton iterations do not converge in ``max_iter`` is marked failed (``success``,
@@ -342,8 +343,8 @@ def solve(material: LaminateMaterial, t: np.ndarray, strain: np.ndarray, *, path
     messages = [""] * P
 
     def record(n, rows, eps_l, sigma, ep_, q_):
-        out_stress[rows, n] = np.stack([sigma[:, :, 0].mean(1), sigma[:, :, 3].mean(1), sigma[:, :, 1].mean(1)], 1)
-        out_ep[rows, n] = ep_[:, :, [0, 3, 1]]
+        out_stress[rows, n] = np.stack([sigma[:, :, 0].mean(1), sigma[:, :, 1].mean(1), sigma[:, :, 3].mean(1)], 1)
+        out_ep[rows, n] = ep_[:, :, [0, 1, 3]]
         out_q[rows, n] = q_
         out_s33[rows, n] = sigma[:, :, 2].mean(1)
         if keep_layers:
