@@ -57,6 +57,8 @@ include: "workflow/rules/elastic_ls.smk"
 include: "workflow/rules/cp_grid.smk"
 include: "workflow/rules/cp_paths2d.smk"
 include: "workflow/rules/viscoelastic3d.smk"
+include: "workflow/rules/composite1d.smk"
+include: "workflow/rules/laminate.smk"
 
 
 rule all:
@@ -66,3 +68,5 @@ rule all:
         rules.elastic_ls_all.input,
         rules.cp_grid_all.input,
         rules.viscoelastic3d_all.input,
+        rules.composite1d_all.input,
+        rules.laminate_all.input,

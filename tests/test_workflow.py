@@ -25,6 +25,8 @@ def test_snakemake_end_to_end(tmp_path):
                     "grid2d": {"n_samples": 2, "grid": 10}, "grid3d": {"n_samples": 2, "grid": 6}},
         "viscoelastic3d": {"n_samples": 2, "target_cells": 1500, "max_cells": 8000, "curvature_points": 8,
                            "loading": {"n_steps": 5}, "batch_size": 1},
+        "composite1d": {"segments": [1, 2], "paths_per_n": 2, "batch_size": 4, "path": {"n_steps": 100, "n_out": 20}},
+        "laminate": {"cases": ["M1"], "n_trajectories": 4, "batch_size": 4, "path": {"n_steps": 100, "n_out": 20}},
     }))
     snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg)]
     run = subprocess.run(snake, cwd=ROOT, capture_output=True, text=True)
@@ -44,6 +46,9 @@ def test_snakemake_end_to_end(tmp_path):
     ve = json.loads((out / "viscoelastic3d" / "solve.json").read_text())
     assert ve["samples_done"] == 2 and ve["samples_failed"] == 0
     assert "mesh_failures_retried" in json.loads((out / "viscoelastic3d" / "microstructure.json").read_text())
+    for summary, n in ((out / "composite1d" / "solve.json", 4), (out / "laminate" / "solve_M1.json", 4)):
+        rep = json.loads(summary.read_text())
+        assert rep["samples_done"] == n and rep["samples_failed"] == 0, rep
     solve = json.loads((out / "heat2d" / "solve.json").read_text())
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())
@@ -63,6 +68,7 @@ def test_snakemake_end_to_end(tmp_path):
     assert dry.returncode == 0 and "heat2d_train" in jobs and "heat2d_evaluate" in jobs, jobs[-2000:]
     assert "heat2d_microstructure" not in jobs and "heat2d_solve" not in jobs, jobs[-2000:]
     assert "viscoelastic3d_" not in jobs, jobs[-2000:]
+    assert "composite1d_solve" not in jobs and "laminate_solve" not in jobs, jobs[-2000:]
 
     report = subprocess.run(snake + ["--report", str(out / "report.html")], cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr[-3000:]

@@ -7,6 +7,8 @@
     homlearn heat2d evaluate results/datasets/heat2d.zarr results/heat2d --model fgcnn=... --model rgcnn=...
     homlearn elastic_ls solve 10 results/datasets/elastic_ls_cr10.zarr --threads 2
     homlearn cp_grid solve 2d results/datasets/cp_grid2d.zarr --threads 2
+    homlearn composite1d solve results/datasets/composite1d.zarr --threads 2
+    homlearn laminate solve M3 results/datasets/laminate_M3.zarr --threads 2
     homlearn viscoelastic3d microstructure results/viscoelastic3d/microstructures.zarr --threads 2
     homlearn viscoelastic3d solve results/viscoelastic3d/microstructures.zarr results/datasets/viscoelastic3d.zarr
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
@@ -71,6 +73,26 @@ def cmd_elastic_ls_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["elastic_ls"], cfg["dask"], args.contrast, args.out, args.threads, args.failure_log)
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
+
+
+def cmd_composite1d_solve(args):
+    from homlearn.datasets.composite1d import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["composite1d"], cfg["dask"], args.out, args.threads, args.failure_log)
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
+
+
+def cmd_laminate_solve(args):
+    from homlearn.datasets.laminate import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["laminate"], cfg["dask"], args.case, args.out, args.threads, args.failure_log)
     _write_report(args.summary, rep)
     print(_stage_summary(rep), file=sys.stderr)
     return _stage_exit(rep)
@@ -271,6 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_argument("microstructures")
     vs.add_argument("out")
     for sp, fn in ((vm, cmd_viscoelastic3d_microstructure), (vs, cmd_viscoelastic3d_solve)):
+        sp.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
+        sp.add_argument("--summary", default=None, help="write the stage summary JSON here")
+        sp.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
+        sp.set_defaults(func=fn)
+
+    c1 = sub.add_parser("composite1d", help="1D elasto-viscoplastic composites (paper rno section 3)").add_subparsers(
+        dest="step", required=True)
+    c1s = with_config(c1.add_parser("solve", help="draw and solve every composite and strain path (Dask)"))
+    c1s.add_argument("out")
+    la = sub.add_parser("laminate", help="elasto-viscoplastic laminate (paper rno section 4)").add_subparsers(
+        dest="step", required=True)
+    ls = with_config(la.add_parser("solve", help="solve every strain path for one Table 1 case (Dask)"))
+    ls.add_argument("case", help="Table 1 case: MH, M1, M2, M3, M4, MH-EH or M3-EH")
+    ls.add_argument("out")
+    for sp, fn in ((c1s, cmd_composite1d_solve), (ls, cmd_laminate_solve)):
         sp.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
         sp.add_argument("--summary", default=None, help="write the stage summary JSON here")
         sp.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")

@@ -106,6 +106,18 @@ def _check_semantics(config: dict[str, Any]) -> None:
                             "not all zero")
     if vm.get("tau_min", 0) > vm.get("tau_max", 1):
         problems.append("config key 'viscoelastic3d.matrix.tau_min' must not exceed 'tau_max'")
+    for section in ("composite1d", "laminate"):  # paper rno sections 3 and 4
+        sec = config.get(section, {})
+        for key in ("young_range", "exponent_range", "yield_stress_range"):
+            lo, hi = sec.get(key, [0, 1])
+            if lo > hi:
+                problems.append(f"config key '{section}.{key}': lower bound {lo} exceeds upper bound {hi}")
+        path = sec.get("path", {})
+        if path.get("n_steps", 1) % path.get("n_out", 1):
+            problems.append(f"config key '{section}.path.n_out' ({path['n_out']}) must divide "
+                            f"'{section}.path.n_steps' ({path['n_steps']})")
+        if abs(sum(sec.get("split", {}).get("fractions", [1.0])) - 1.0) > 1e-9:
+            problems.append(f"config key '{section}.split.fractions' must sum to 1")
     dask = config.get("dask", {})
     if dask.get("cluster") == "address" and not dask.get("address"):
         problems.append("config key 'dask.address' is required when 'dask.cluster' is 'address'")
