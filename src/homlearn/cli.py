@@ -52,9 +52,7 @@ def cmd_microstructure(args):
 
     cfg = _config(args)
     rep = run_microstructure_stage(cfg["heat2d"], cfg["dask"], args.out, args.threads, args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 def cmd_solve(args):
@@ -63,9 +61,7 @@ def cmd_solve(args):
     cfg = _config(args)
     rep = run_solve_stage(cfg["heat2d"], cfg["dask"], args.microstructures, args.out, args.threads,
                           args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 def cmd_elastic_ls_solve(args):
@@ -73,9 +69,7 @@ def cmd_elastic_ls_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["elastic_ls"], cfg["dask"], args.contrast, args.out, args.threads, args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 def cmd_composite1d_solve(args):
@@ -83,9 +77,7 @@ def cmd_composite1d_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["composite1d"], cfg["dask"], args.out, args.threads, args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 def cmd_laminate_solve(args):
@@ -93,9 +85,7 @@ def cmd_laminate_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["laminate"], cfg["dask"], args.case, args.out, args.threads, args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 def cmd_cp_paths2d_solve(args):
@@ -103,9 +93,7 @@ def cmd_cp_paths2d_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["cp_paths2d"], cfg["dask"], args.out, args.threads, args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 def cmd_cp_grid_solve(args):
@@ -113,9 +101,7 @@ def cmd_cp_grid_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["cp_grid"], cfg["dask"], args.dim, args.out, args.threads, args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 def cmd_viscoelastic3d_microstructure(args):
@@ -135,9 +121,7 @@ def cmd_viscoelastic3d_solve(args):
     cfg = _config(args)
     rep = run_solve_stage(cfg["viscoelastic3d"], cfg["dask"], args.microstructures, args.out, args.threads,
                           args.failure_log)
-    _write_report(args.summary, rep)
-    print(_stage_summary(rep), file=sys.stderr)
-    return _stage_exit(rep)
+    return _finish_stage(args, rep)
 
 
 class _Extended:
@@ -148,6 +132,13 @@ class _Extended:
 
     def to_json(self):
         return {**self.report.to_json(), **self.extra}
+
+
+def _finish_stage(args, rep) -> int:
+    """Write the stage summary JSON, print the one-line summary, return the exit code."""
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
 
 
 def _stage_exit(rep) -> int:
