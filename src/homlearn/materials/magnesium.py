@@ -527,7 +527,7 @@ class MagnesiumCrystalPlasticity:
             Jr, _, _ = self._jacobian(xa, ctx, pa)
             step = -Jr.solve(r)
             lam = torch.ones_like(rnorm)
-            for _ls in range(40):                                             # backtracking on max|r|
+            for _ls in range(30):                                             # backtracking on max|r|
                 x_t = xa + lam[..., None] * step
                 r_t, pa = self._evaluate(x_t, ctx)
                 ok = r_t.abs().amax(-1) <= (1 - 1e-4 * lam) * rnorm
@@ -539,7 +539,11 @@ class MagnesiumCrystalPlasticity:
             for t, v in zip(parts, pa):
                 t[active] = v
             conv, rn = done(r_t, xa, floor[active])
-            bad = ~torch.isfinite(rn)
+            # no decrease along the Newton direction: round-off if the residual is within 1e3 x the
+            # tolerance (accepted), a failure otherwise (further iterations would not move)
+            stalled = ~ok & ~conv
+            conv |= stalled & (rn <= 1e3 * self.local_tol * torch.maximum(xa.abs().amax(-1), floor[active]))
+            bad = ~torch.isfinite(rn) | (stalled & ~conv)
             failed[active[bad]] = True
             keep = ~conv & ~bad
             active, r, pa = active[keep], r_t[keep], [t[keep] for t in pa]
