@@ -54,6 +54,7 @@ def config_json(section, keep=None, drop=()):
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
 include: "workflow/rules/cp_grid.smk"
+include: "workflow/rules/mg_taylor.smk"
 
 
 rule all:
@@ -62,3 +63,4 @@ rule all:
         rules.heat2d_all.input,
         rules.elastic_ls_all.input,
         rules.cp_grid_all.input,
+        rules.mg_taylor_all.input,

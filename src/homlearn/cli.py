@@ -7,6 +7,7 @@
     homlearn heat2d evaluate results/datasets/heat2d.zarr results/heat2d --model fgcnn=... --model rgcnn=...
     homlearn elastic_ls solve 10 results/datasets/elastic_ls_cr10.zarr --threads 2
     homlearn cp_grid solve 2d results/datasets/cp_grid2d.zarr --threads 2
+    homlearn mg_taylor solve r10 results/datasets/mg_taylor_r10.zarr --threads 2
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -79,6 +80,16 @@ def cmd_cp_grid_solve(args):
 
     cfg = _config(args)
     rep = run_solve_stage(cfg["cp_grid"], cfg["dask"], args.dim, args.out, args.threads, args.failure_log)
+    _write_report(args.summary, rep)
+    print(_stage_summary(rep), file=sys.stderr)
+    return _stage_exit(rep)
+
+
+def cmd_mg_taylor_solve(args):
+    from homlearn.datasets.mg_taylor import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["mg_taylor"], cfg["dask"], args.case, args.out, args.threads, args.failure_log)
     _write_report(args.summary, rep)
     print(_stage_summary(rep), file=sys.stderr)
     return _stage_exit(rep)
@@ -205,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--summary", default=None, help="write the stage summary JSON here")
     cs.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
     cs.set_defaults(func=cmd_cp_grid_solve)
+
+    mg = sub.add_parser("mg_taylor", help="Taylor-averaged magnesium under random stretch paths (paper pcanet)"
+                        ).add_subparsers(dest="step", required=True)
+    ms = with_config(mg.add_parser("solve", help="draw and solve the paths of one case (Dask)"))
+    ms.add_argument("case", help="a case name of mg_taylor.cases (e.g. r10)")
+    ms.add_argument("out")
+    ms.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
+    ms.add_argument("--summary", default=None, help="write the stage summary JSON here")
+    ms.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
+    ms.set_defaults(func=cmd_mg_taylor_solve)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")

@@ -85,7 +85,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 import torch
 
-from homlearn.materials.crystal_plasticity import mandel, unmandel
 from homlearn.materials.tangent import Tangent, as_float64
 
 __all__ = ["MODES", "MODE_OF_SYSTEM", "SlipMode", "TwinMode", "MgParameters", "MG_PAPER",
@@ -260,20 +259,44 @@ def _sym(a: torch.Tensor) -> torch.Tensor:
     return 0.5 * (a + a.transpose(-1, -2))
 
 
+_M_IDX = [0, 4, 8, 5, 2, 1]                       # flat (i, j) of the Mandel components
+_U_IDX = [0, 5, 4, 5, 1, 3, 4, 3, 2]              # Mandel component of each flat (i, j)
+_SQ2 = float(np.sqrt(2.0))
+
+
+_WEIGHTS: dict = {}
+
+
+def _weights(t: torch.Tensor):
+    key = (t.dtype, t.device)
+    if key not in _WEIGHTS:
+        w = torch.tensor([1.0, 1.0, 1.0, _SQ2, _SQ2, _SQ2], dtype=t.dtype, device=t.device)
+        _WEIGHTS[key] = (w, 1.0 / w)
+    return _WEIGHTS[key]
+
+
+def _mandel(a: torch.Tensor) -> torch.Tensor:
+    """Symmetric ``(..., 3, 3)`` -> Mandel ``(..., 6)`` (order of
+    :func:`homlearn.materials.crystal_plasticity.mandel`) with one gather."""
+    return a.reshape(*a.shape[:-2], 9)[..., _M_IDX] * _weights(a)[0]
+
+
+def _unmandel(v: torch.Tensor) -> torch.Tensor:
+    """Mandel ``(..., 6)`` -> symmetric ``(..., 3, 3)``."""
+    return (v * _weights(v)[1])[..., _U_IDX].reshape(*v.shape[:-1], 3, 3)
+
+
 def _det3(a: torch.Tensor) -> torch.Tensor:
-    """Determinant of ``(..., 3, 3)`` by cofactors (much faster than batched LU for 3x3)."""
-    return (a[..., 0, 0] * (a[..., 1, 1] * a[..., 2, 2] - a[..., 1, 2] * a[..., 2, 1])
-            - a[..., 0, 1] * (a[..., 1, 0] * a[..., 2, 2] - a[..., 1, 2] * a[..., 2, 0])
-            + a[..., 0, 2] * (a[..., 1, 0] * a[..., 2, 1] - a[..., 1, 1] * a[..., 2, 0]))
+    """Determinant of ``(..., 3, 3)``, row0 . (row1 x row2) (faster than batched LU for 3x3)."""
+    return (a[..., 0, :] * torch.linalg.cross(a[..., 1, :], a[..., 2, :])).sum(-1)
 
 
 def _inv3(a: torch.Tensor, det: torch.Tensor | None = None) -> torch.Tensor:
     """Inverse of ``(..., 3, 3)`` by the adjugate."""
     det = _det3(a) if det is None else det
-    b = torch.cross(a[..., 1, :], a[..., 2, :], dim=-1)
-    c = torch.cross(a[..., 2, :], a[..., 0, :], dim=-1)
-    d = torch.cross(a[..., 0, :], a[..., 1, :], dim=-1)
-    return torch.stack([b, c, d], -1) / det[..., None, None]
+    rows = a[..., [1, 2, 0], :]
+    adj = torch.linalg.cross(rows, a[..., [2, 0, 1], :])              # rows: r1 x r2, r2 x r0, r0 x r1
+    return adj.transpose(-1, -2) / det[..., None, None]
 
 
 class MagnesiumCrystalPlasticity:
@@ -320,11 +343,11 @@ class MagnesiumCrystalPlasticity:
         S = torch.from_numpy(np.einsum("ai,aj->aij", s, m)).to(**kw)
         self.S = S                                                           # (18, 3, 3)
         self.S9 = S.reshape(N_SYS, 9)
-        self.Sm = mandel(_sym(S))                                            # (18, 6)
+        self.Sm = _mandel(_sym(S))                                            # (18, 6)
         # T: mandel(Q S_b + (Q S_b)^T) = vec(Q) @ T[:, b]   (9, 18 * 6)
         eye9 = torch.eye(9, **kw).reshape(9, 1, 3, 3)
         QS = eye9 @ S[None]
-        self.T = mandel(QS + QS.transpose(-1, -2)).reshape(9, N_SYS * 6)
+        self.T = _mandel(QS + QS.transpose(-1, -2)).reshape(9, N_SYS * 6)
         slip = [p.basal] * 3 + [p.prismatic] * 3 + [p.pyramidal] * 6
         t = p.twin
         per = lambda f_slip, f_twin: torch.tensor([f_slip(q) for q in slip] + [f_twin] * N_TWIN, **kw)  # noqa: E731
@@ -374,7 +397,7 @@ class MagnesiumCrystalPlasticity:
         C = Fe.transpose(-1, -2) @ Fe
         J = _det3(Fe)
         Jc = torch.where(J > 0, J, torch.ones_like(J))
-        Cm = mandel(C)
+        Cm = _mandel(C)
         devC = Cm - (Cm[..., :3].sum(-1, keepdim=True) / 3.0) * self.i6
         Sig = (p.shear_modulus * Jc ** (-2.0 / 3.0))[..., None] * devC \
             + (2.0 * p.volumetric_k * Jc * (Jc - 1.0))[..., None] * self.i6
@@ -385,7 +408,7 @@ class MagnesiumCrystalPlasticity:
         """``L = d Sigma / d Ce`` as a Mandel 6x6 matrix."""
         p = self.params
         Jc = torch.where(J > 0, J, torch.ones_like(J))
-        Cinv_m = mandel(_inv3(C, Jc * Jc))
+        Cinv_m = _mandel(_inv3(C, Jc * Jc))
         a = p.shear_modulus * Jc ** (-2.0 / 3.0)
         return a[..., None, None] * (self.Pdev - devC[..., :, None] * Cinv_m[..., None, :] / 3.0) \
             + (p.volumetric_k * (2.0 * Jc - 1.0) * Jc)[..., None, None] * (self.i6[:, None] * Cinv_m[..., None, :])
@@ -521,8 +544,9 @@ class MagnesiumCrystalPlasticity:
         its = 0
         while active.numel() and its < self.local_max_iter:
             its += 1
-            ctx = {k: v[active] for k, v in full.items()}
-            xa = x[active]
+            everything = active.numel() == N
+            ctx = full if everything else {k: v[active] for k, v in full.items()}
+            xa = x.clone() if everything else x[active]
             rnorm = r.abs().amax(-1)
             Jr, _, _ = self._jacobian(xa, ctx, pa)
             step = -Jr.solve(r)
@@ -535,9 +559,13 @@ class MagnesiumCrystalPlasticity:
                     break
                 lam = torch.where(ok, lam, 0.5 * lam)
             xa = x_t
-            x[active] = xa
-            for t, v in zip(parts, pa):
-                t[active] = v
+            if everything:
+                x = xa
+                parts = list(pa)
+            else:
+                x[active] = xa
+                for t, v in zip(parts, pa):
+                    t[active] = v
             conv, rn = done(r_t, xa, floor[active])
             # no decrease along the Newton direction: round-off if the residual is within 1e3 x the
             # tolerance (accepted), a failure otherwise (further iterations would not move)
@@ -553,7 +581,7 @@ class MagnesiumCrystalPlasticity:
         failed |= ~torch.isfinite(Sig).all(-1) | ~(J > 0)
         Fp_inv = Fp_inv_n - Fp_inv_n @ (x @ self.S9).reshape(N, 3, 3)
         Fe_inv_t = _inv3(Fe, J).transpose(-1, -2)
-        Sig3 = unmandel(Sig)
+        Sig3 = _unmandel(Sig)
         P = Fe_inv_t @ Sig3 @ Fp_inv.transpose(-1, -2) @ R.transpose(-1, -2)
         return dict(x=x, Fp_inv=Fp_inv, P=P.reshape(nb, -1, 3, 3), failed=failed.reshape(nb, -1),
                     lin=dict(ctx=full, parts=parts, Ft=Ft, R=R, Fp_inv_n=Fp_inv_n, Fp_inv=Fp_inv,
@@ -617,12 +645,12 @@ class _MgTangent(Tangent):
         dFt = mat._points(dF.to(Fe.dtype)).reshape(-1, 3, 3) @ lin["R"]
         dFe_F = dFt @ Fp_inv                                                   # at fixed slip
         X = Fe_t @ dFe_F
-        dtau_F = ((L @ mandel(X + X.transpose(-1, -2))[..., None])[..., 0]) @ mat.Sm.T
+        dtau_F = ((L @ _mandel(X + X.transpose(-1, -2))[..., None])[..., 0]) @ mat.Sm.T
         dx = Jr.solve(wt * dtau_F)
         dFp_inv = -lin["Fp_inv_n"] @ (dx @ mat.S9).reshape(-1, 3, 3)
         dFe = dFe_F + lin["Ft"] @ dFp_inv
         X = Fe_t @ dFe
-        dSig = unmandel((L @ mandel(X + X.transpose(-1, -2))[..., None])[..., 0])
+        dSig = _unmandel((L @ _mandel(X + X.transpose(-1, -2))[..., None])[..., 0])
         Fp_inv_t = Fp_inv.transpose(-1, -2)
         dPt = (Fe_inv_t @ (dSig - dFe.transpose(-1, -2) @ Fe_inv_t @ Sig3) @ Fp_inv_t
                + Fe_inv_t @ Sig3 @ dFp_inv.transpose(-1, -2))
