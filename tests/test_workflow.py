@@ -23,6 +23,9 @@ def test_snakemake_end_to_end(tmp_path):
         "elastic_ls": {"n_design_points": 2, "per_point": 2, "grid": 10, "batch_size": 2, "contrasts": [10]},
         "cp_grid": {"n_steps": 10, "record_strains": [0.002], "batch_size": 2,
                     "grid2d": {"n_samples": 2, "grid": 10}, "grid3d": {"n_samples": 2, "grid": 6}},
+        "mg_taylor": {"n_grains": 4, "n_steps": 20, "n_stored": 10, "batch_size": 2,
+                      "cases": [{"name": "r10", "max_strain": 0.1, "intervals": "uniform", "n_paths": 2, "seed": 0},
+                                {"name": "r50", "max_strain": 0.5, "intervals": "uniform", "n_paths": 2, "seed": 2}]},
     }))
     snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg)]
     run = subprocess.run(snake, cwd=ROOT, capture_output=True, text=True)
@@ -39,6 +42,10 @@ def test_snakemake_end_to_end(tmp_path):
     for dim in ("2d", "3d"):
         cp = json.loads((out / "cp_grid" / f"solve_{dim}.json").read_text())
         assert cp["samples_done"] == 2 and cp["samples_failed"] == 0
+    for case in ("r10", "r50"):
+        mg = json.loads((out / "mg_taylor" / f"solve_{case}.json").read_text())
+        assert mg["samples_done"] == 2 and mg["samples_failed"] == 0
+        assert (out / "datasets" / f"mg_taylor_{case}.zarr").is_dir()
     solve = json.loads((out / "heat2d" / "solve.json").read_text())
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())
