@@ -59,6 +59,7 @@ include: "workflow/rules/cp_paths2d.smk"
 include: "workflow/rules/viscoelastic3d.smk"
 include: "workflow/rules/composite1d.smk"
 include: "workflow/rules/laminate.smk"
+include: "workflow/rules/mg_taylor.smk"
 
 
 rule all:
@@ -70,3 +71,4 @@ rule all:
         rules.viscoelastic3d_all.input,
         rules.composite1d_all.input,
         rules.laminate_all.input,
+        rules.mg_taylor_all.input,

@@ -27,6 +27,9 @@ def test_snakemake_end_to_end(tmp_path):
                            "loading": {"n_steps": 5}, "batch_size": 1},
         "composite1d": {"segments": [1, 2], "paths_per_n": 2, "batch_size": 4, "path": {"n_steps": 100, "n_out": 20}},
         "laminate": {"cases": ["M1"], "n_trajectories": 4, "batch_size": 4, "path": {"n_steps": 100, "n_out": 20}},
+        "mg_taylor": {"n_grains": 4, "n_steps": 20, "n_stored": 10, "batch_size": 2,
+                      "cases": [{"name": "r10", "max_strain": 0.1, "intervals": "uniform", "n_paths": 2, "seed": 0},
+                                {"name": "r50", "max_strain": 0.5, "intervals": "uniform", "n_paths": 2, "seed": 2}]},
     }))
     snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg)]
     run = subprocess.run(snake, cwd=ROOT, capture_output=True, text=True)
@@ -49,6 +52,10 @@ def test_snakemake_end_to_end(tmp_path):
     for summary, n in ((out / "composite1d" / "solve.json", 4), (out / "laminate" / "solve_M1.json", 4)):
         rep = json.loads(summary.read_text())
         assert rep["samples_done"] == n and rep["samples_failed"] == 0, rep
+    for case in ("r10", "r50"):
+        mg = json.loads((out / "mg_taylor" / f"solve_{case}.json").read_text())
+        assert mg["samples_done"] == 2 and mg["samples_failed"] == 0
+        assert (out / "datasets" / f"mg_taylor_{case}.zarr").is_dir()
     solve = json.loads((out / "heat2d" / "solve.json").read_text())
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())

@@ -11,6 +11,7 @@
     homlearn laminate solve M3 results/datasets/laminate_M3.zarr --threads 2
     homlearn viscoelastic3d microstructure results/viscoelastic3d/microstructures.zarr --threads 2
     homlearn viscoelastic3d solve results/viscoelastic3d/microstructures.zarr results/datasets/viscoelastic3d.zarr
+    homlearn mg_taylor solve r10 results/datasets/mg_taylor_r10.zarr --threads 2
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -121,6 +122,14 @@ def cmd_viscoelastic3d_solve(args):
     cfg = _config(args)
     rep = run_solve_stage(cfg["viscoelastic3d"], cfg["dask"], args.microstructures, args.out, args.threads,
                           args.failure_log)
+    return _finish_stage(args, rep)
+
+
+def cmd_mg_taylor_solve(args):
+    from homlearn.datasets.mg_taylor import run_solve_stage
+
+    cfg = _config(args)
+    rep = run_solve_stage(cfg["mg_taylor"], cfg["dask"], args.case, args.out, args.threads, args.failure_log)
     return _finish_stage(args, rep)
 
 
@@ -303,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--summary", default=None, help="write the stage summary JSON here")
         sp.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
         sp.set_defaults(func=fn)
+
+    mg = sub.add_parser("mg_taylor", help="Taylor-averaged magnesium under random stretch paths (paper pcanet)"
+                        ).add_subparsers(dest="step", required=True)
+    ms = with_config(mg.add_parser("solve", help="draw and solve the paths of one case (Dask)"))
+    ms.add_argument("case", help="a case name of mg_taylor.cases (e.g. r10)")
+    ms.add_argument("out")
+    ms.add_argument("--threads", type=int, default=1, help="Dask workers (1: run in this process)")
+    ms.add_argument("--summary", default=None, help="write the stage summary JSON here")
+    ms.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
+    ms.set_defaults(func=cmd_mg_taylor_solve)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")

@@ -118,6 +118,15 @@ def _check_semantics(config: dict[str, Any]) -> None:
                             f"'{section}.path.n_steps' ({path['n_steps']})")
         if abs(sum(sec.get("split", {}).get("fractions", [1.0])) - 1.0) > 1e-9:
             problems.append(f"config key '{section}.split.fractions' must sum to 1")
+    mg = config.get("mg_taylor", {})
+    if mg:
+        names = [c["name"] for c in mg.get("cases", [])]
+        if len(set(names)) != len(names):
+            problems.append(f"config key 'mg_taylor.cases': names must be unique, got {names}")
+        if mg.get("n_steps", 1000) % mg.get("n_stored", 200):
+            problems.append("config key 'mg_taylor.n_stored' must divide 'mg_taylor.n_steps'")
+        if abs(sum(mg.get("split", {}).get("fractions", [0.75, 0.05, 0.2])) - 1.0) > 1e-9:
+            problems.append("config key 'mg_taylor.split.fractions' must sum to 1")
     dask = config.get("dask", {})
     if dask.get("cluster") == "address" and not dask.get("address"):
         problems.append("config key 'dask.address' is required when 'dask.cluster' is 'address'")

@@ -31,6 +31,7 @@ import zarr
 
 STATUS_PENDING = 0
 STATUS_DONE = 1
+STATUS_INADMISSIBLE = -5
 STATUS_CODES = {
     0: "pending",
     1: "done",
@@ -38,6 +39,7 @@ STATUS_CODES = {
     -2: "solver failed or did not converge",
     -3: "mesh larger than the storage capacity (max_cells)",
     -4: "input sample missing or failed upstream",
+    -5: "input path not admissible (e.g. a stretch that is not positive definite)",
     -9: "unexpected error",
 }
 

@@ -6,6 +6,10 @@ free mean strain components solve ``Q (<S(E)> - S*) = 0`` by Newton with the ave
 tangent ``Q <K> Q`` (a small dense system per path). Materials are the same objects as for the
 FFT engine (with an attribute ``d``, the tensor dimension), with the grains laid out as a
 ``(n_grains, 1, 1)`` grid (3D) or ``(n_grains, 1)`` (2D); ``weights`` ``(B, n_grains)`` are the grain volume fractions (uniform by default).
+
+A fully prescribed deformation history (a stretch path U of paper 'pcanet' 2.2, F = U) needs no
+macroscopic Newton: :func:`solve_taylor_prescribed` steps the grains and returns the mean
+Cauchy stress ``<sigma> = <P> F^T / det F`` (F is the same in every grain).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 from homlearn.solvers.fft.control import MacroControl
 from homlearn.solvers.fft.krylov import SolveStatus
 
-__all__ = ["TaylorResult", "solve_taylor", "solve_taylor_history", "grain_grid"]
+__all__ = ["TaylorResult", "solve_taylor", "solve_taylor_history", "solve_taylor_prescribed", "grain_grid"]
 
 
 def grain_grid(n_grains: int, d: int) -> tuple[int, ...]:
@@ -125,3 +129,17 @@ def solve_taylor_history(material, controls: Callable[[int], MacroControl], n_st
         its += res.iterations
         inc, prev = res.mean_strain - prev, res.mean_strain
     return TaylorResult(strain, stress, status, its, torch.zeros(nb, dtype=dtype, device=device))
+
+
+def solve_taylor_prescribed(material, F, n_grains: int, *, dt, weights=None, dtype=torch.float64,
+                            device=None) -> TaylorResult:
+    """Taylor aggregates under a fully prescribed mean deformation gradient history ``F``
+    ``(B, n_steps + 1, d, d)`` (``F[:, 0]`` = I), finite strain. Returns ``mean_strain`` = F and
+    ``mean_stress`` = the grain-averaged Cauchy stress ``<P> F^T / det F`` (MPa), NaN from the step
+    a path failed on; ``status`` the first failure (:class:`SolveStatus` codes)."""
+    F = torch.as_tensor(F, dtype=dtype, device=device)
+    n_steps = F.shape[1] - 1
+    res = solve_taylor_history(material, lambda k: MacroControl(F[:, k]), n_steps, n_grains, dt=dt,
+                               weights=weights, kinematics="finite", dtype=dtype, device=F.device)
+    cauchy = res.mean_stress @ F.transpose(-1, -2) / torch.linalg.det(F)[..., None, None]
+    return TaylorResult(F, cauchy, res.status, res.iterations, res.residual)

@@ -1,0 +1,30 @@
+# mg_taylor: Taylor-averaged magnesium under random stretch paths (paper pcanet 2.1-2.2, SI-A/B),
+# one resumable Zarr store per case of config mg_taylor.cases (the summary JSON is the declared output).
+
+MG = f"{R}/mg_taylor"
+MG_CASES = [c["name"] for c in config["mg_taylor"]["cases"]]
+
+
+rule mg_taylor_solve:
+    output:
+        summary=f"{MG}/solve_{{case}}.json",
+    params:
+        cfg=config_json("mg_taylor"),
+        store=lambda w: f"{R}/datasets/mg_taylor_{w.case}.zarr",
+    wildcard_constraints:
+        case="[a-z0-9_]+",
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda w, threads: 2000 * max(1, threads),
+    log:
+        f"{MG}/logs/solve_{{case}}.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} mg_taylor solve {wildcards.case} {params.store} --config-json {params.cfg} "
+        "--threads {threads} --summary {output.summary} --failure-log {MG}/failures.jsonl 2> {log}"
+
+
+rule mg_taylor_all:
+    input:
+        expand(f"{MG}/solve_{{case}}.json", case=MG_CASES),
