@@ -17,9 +17,10 @@ F^e = F F^p_n^-1 (I - sum dgamma b (x) n) is linear in the slip increments; Tabl
 settable).
 
 Local update: Newton on the two slip increments per point with a backtracking line search; the
-per-point Jacobians and the algorithmic tangent dP/dF (implicit function theorem) come from
-forward-mode automatic differentiation (torch.func.jvp, one column per input), checked against finite differences in
-the tests. A point that does not converge is flagged on the tangent (``failed``).
+per-point Jacobians and the algorithmic tangent dP/dF (implicit function theorem) are written
+out in closed form (directional derivatives of eq. A1's stress), checked against finite
+differences in the tests. A point that does not converge, or whose Jacobian is singular or
+tangent not finite, is flagged on the tangent (``failed``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-from torch.func import jvp
 
 from homlearn.materials.tangent import TensorTangent, as_float64
 
@@ -87,15 +87,19 @@ def _elastic_stress(A, mu, kappa):
     return mu * (A - 0.5 * i1 * ait) / J + kappa * (J - 1.0) * J * ait
 
 
-def _jacobian(fn, x, n_in):
-    """Columns d fn / d x_k by forward-mode AD (one JVP per input component); x is (N, *shape_in)."""
-    cols = []
-    flat = x.reshape(x.shape[0], -1)
-    for k in range(n_in):
-        tangent = torch.zeros_like(flat)
-        tangent[:, k] = 1.0
-        cols.append(jvp(fn, (x,), (tangent.reshape(x.shape),))[1])
-    return torch.stack(cols, -1)
+def _elastic_stress_diff(A, dA, mu, kappa):
+    """Directional derivatives of :func:`_elastic_stress`: ``dP_e(A)[dA]`` for ``A`` ``(N, 2, 2)``
+    and ``m`` directions ``dA`` ``(N, m, 2, 2)`` (eq. A1 differentiated; ``d(A^-T) = -A^-T dA^T A^-T``,
+    ``dJ = J A^-T : dA``)."""
+    J = _det(A)[:, None, None, None]
+    ait = _inv_t(A)[:, None]
+    A = A[:, None]
+    i1 = (A * A).sum((-2, -1), keepdim=True)
+    ait_da = (ait * dA).sum((-2, -1), keepdim=True)
+    a_da = (A * dA).sum((-2, -1), keepdim=True)
+    ait_dat_ait = ait @ dA.transpose(-1, -2) @ ait
+    return (mu / J * (dA - a_da * ait + 0.5 * i1 * ait_dat_ait - (A - 0.5 * i1 * ait) * ait_da)
+            + kappa * J * ((2 * J - 1) * ait_da * ait - (J - 1) * ait_dat_ait))
 
 
 class TwoSlipCrystal2D:
@@ -141,54 +145,90 @@ class TwoSlipCrystal2D:
 
     # ------------------------------------------------------------------ point functions
     def _point_fns(self):
-        """Residual of the slip increments and the first Piola stress, batched over points."""
+        """Residual of the slip increments and its Jacobian, the algorithmic tangent of the first
+        Piola stress, and the large-step predictor, batched over points ``(N, ...)``; ``schmid`` is ``(N, 2, 2, 2)`` (system, i, j)."""
         mu, kappa, dt = self.params.mu, self.params.kappa, self.dt
         cst = self.consts
+        tau0, g0, n, s_inf, h, lat = (cst["tau0"], cst["gamma_dot0"], 1.0 / cst["m"], cst["sigma_inf"], cst["h"],
+                                      cst["latent"])
         eye = torch.eye(2, dtype=self.angle.dtype, device=self.angle.device)
 
-        def plastic_step(dg, schmid):
-            return eye - (dg[:, :, None, None] * schmid).sum(1)
+        def kinematics(dg, F, fpi, schmid):
+            fpi_new = fpi @ (eye - (dg[:, :, None, None] * schmid).sum(1))
+            return fpi_new, F @ fpi_new
 
-        def resolved(dg, F, fpi, schmid):
-            Fe = F @ fpi @ plastic_step(dg, schmid)
-            mandel = Fe.transpose(-1, -2) @ _elastic_stress(Fe, mu, kappa)
-            return (schmid * mandel[:, None]).sum((-2, -1))
+        def resolved_diff(Fe, Pe, dFe, schmid):
+            """d tau_a for directions dFe (N, m, 2, 2): S_a : (dFe^T Pe + Fe^T dPe) -> (N, 2, m)."""
+            dM = dFe.transpose(-1, -2) @ Pe[:, None] + Fe.transpose(-1, -2)[:, None] @ _elastic_stress_diff(
+                Fe, dFe, mu, kappa)
+            return (schmid[:, :, None] * dM[:, None]).sum((-2, -1))
 
-        def resistance(dg, e_n):
+        def local(dg, F, fpi, e_n, schmid, jacobian=False):
+            """r = dg - dt gamma'(tau(dg), g(dg)) and, optionally, dr/ddg and the pieces reused by
+            the tangent."""
+            fpi_new, Fe = kinematics(dg, F, fpi, schmid)
+            Pe = _elastic_stress(Fe, mu, kappa)
+            tau = (schmid * (Fe.transpose(-1, -2) @ Pe)[:, None]).sum((-2, -1))
             e = e_n + dg.abs()
-            return cst["sigma_inf"] * (1 - torch.exp(-cst["h"] * e / cst["sigma_inf"])) + e @ cst["latent"].T
-
-        def residual(dg, F, fpi, e_n, schmid):
-            tau = resolved(dg, F, fpi, schmid)
-            g = resistance(dg, e_n)
+            decay = torch.exp(-h * e / s_inf)
+            g = s_inf * (1 - decay) + e @ lat.T
             over = torch.clamp(tau.abs() - g, min=0.0)
-            rate = cst["gamma_dot0"] * (over / cst["tau0"]) ** (1.0 / cst["m"]) * torch.sign(tau)
-            return dg - dt * rate
+            sgn = torch.sign(tau)
+            r = dg - dt * g0 * (over / tau0) ** n * sgn
+            if not jacobian:
+                return r
+            # d gamma'_a = k_a (d tau_a - sign(tau_a) d g_a), k_a = g0 n (over/tau0)^(n-1) / tau0
+            k = torch.where(over > 0, g0 * n * (over / tau0) ** (n - 1) / tau0, torch.zeros_like(over))
+            dFe_ddg = -(F @ fpi)[:, None] @ schmid                                   # (N, b, 2, 2)
+            dtau = resolved_diff(Fe, Pe, dFe_ddg, schmid)                           # (N, a, b)
+            dres = (h * decay)[:, :, None] * eye + lat                               # dg_a / de_b
+            dgres = dres * torch.sign(dg)[:, None, :]
+            jac = eye - dt * k[:, :, None] * (dtau - sgn[:, :, None] * dgres)
+            return r, jac, (fpi_new, Fe, Pe, k, dFe_ddg)
 
-        def stress(dg, F, fpi, schmid):
-            fpi_new = fpi @ plastic_step(dg, schmid)
-            return _elastic_stress(F @ fpi_new, mu, kappa) @ fpi_new.transpose(-1, -2)
+        def tangent(jac, parts, fpi, schmid):
+            """dP/dF = dP/dF|_dg - dP/ddg J^-1 dr/dF (implicit function theorem), (N, 2, 2, 2, 2);
+            also the points where J is singular or the tangent is not finite."""
+            fpi_new, Fe, Pe, k, dFe_ddg = parts
+            N = Fe.shape[0]
+            basis = torch.eye(4, dtype=Fe.dtype, device=Fe.device).reshape(1, 4, 2, 2)   # E_kl
+            dFe_dF = basis @ fpi_new[:, None]                                       # (N, kl, 2, 2)
+            fnt = fpi_new.transpose(-1, -2)[:, None]
+            dP_dF = _elastic_stress_diff(Fe, dFe_dF, mu, kappa) @ fnt                # (N, kl, i, j)
+            dP_dg = _elastic_stress_diff(Fe, dFe_ddg, mu, kappa) @ fnt - \
+                Pe[:, None] @ (fpi[:, None] @ schmid).transpose(-1, -2)              # (N, b, i, j)
+            dr_dF = -dt * k[:, :, None] * resolved_diff(Fe, Pe, dFe_dF, schmid)      # (N, a, kl)
+            ddg_dF, info = torch.linalg.solve_ex(jac, -dr_dF)                        # (N, b, kl)
+            K = dP_dF.reshape(N, 2, 2, 2, 2).permute(0, 3, 4, 1, 2) + torch.einsum(
+                "nbij,nbkl->nijkl", dP_dg, ddg_dF.reshape(N, 2, 2, 2))
+            bad = (info != 0) | ~torch.isfinite(K).flatten(1).all(1)
+            return K, bad
 
         def predictor(F, fpi, e_n, schmid, iterations=6):
             """Slip increments that nearly satisfy the inverted flow rule |tau| = g + tau0 (|dg|/dt/g0)^m
             on the systems loaded beyond their resistance (tau linearised at dg = 0): a start from
             which Newton converges even when the trial overstress is many times tau0 (large steps)."""
             zero = torch.zeros(F.shape[0], 2, dtype=F.dtype, device=F.device)
-            tau_tr = resolved(zero, F, fpi, schmid)
-            K = -_jacobian(lambda x: resolved(x, F, fpi, schmid), zero, 2)          # d tau / d dg = -K
-            active = tau_tr.abs() > resistance(zero, e_n)
-            eye2 = torch.eye(2, dtype=F.dtype, device=F.device)
-            A = torch.where(active[:, :, None], K, eye2)
+            fpi_new, Fe = kinematics(zero, F, fpi, schmid)
+            Pe = _elastic_stress(Fe, mu, kappa)
+            tau_tr = (schmid * (Fe.transpose(-1, -2) @ Pe)[:, None]).sum((-2, -1))
+            K = -resolved_diff(Fe, Pe, -(F @ fpi)[:, None] @ schmid, schmid)        # d tau / d dg = -K
+            g_n = s_inf * (1 - torch.exp(-h * e_n / s_inf)) + e_n @ lat.T
+            active = tau_tr.abs() > g_n
+            A = torch.where(active[:, :, None], K, eye)
             dg = zero
             for _ in range(iterations):
-                target = torch.sign(tau_tr) * (resistance(dg, e_n) + cst["tau0"] * (
-                    dg.abs() / (dt * cst["gamma_dot0"])) ** cst["m"])
+                e = e_n + dg.abs()
+                g = s_inf * (1 - torch.exp(-h * e / s_inf)) + e @ lat.T
+                target = torch.sign(tau_tr) * (g + tau0 * (dg.abs() / (dt * g0)) ** cst["m"])
                 rhs = torch.where(active, tau_tr - target, torch.zeros_like(tau_tr))
-                dg = torch.linalg.solve(A, rhs[..., None])[..., 0]
+                sol, info = torch.linalg.solve_ex(A, rhs[..., None])
+                # a singular system gives no guess (NaN: never preferred to the warm start)
+                dg = torch.where((info == 0)[:, None], sol[..., 0], torch.full_like(sol[..., 0], float("nan")))
                 dg = torch.where(active & (dg * tau_tr > 0), dg, torch.zeros_like(dg))
             return dg
 
-        return residual, stress, predictor
+        return local, tangent, predictor
 
     def _points(self, F):
         """Flatten (B, 2, 2, *grid) fields to (N, ...) point arrays."""
@@ -198,58 +238,51 @@ class TwoSlipCrystal2D:
                 self.e.reshape(-1, 2), self.schmid.reshape(-1, 2, 2, 2), self.dgamma.reshape(-1, 2))
 
     def _update(self, F: torch.Tensor):
-        residual, stress, predictor = self._point_fns()
+        local, tangent, predictor = self._point_fns()
         Fp, fpi, e_n, schmid, dg = self._points(F)
         dg = dg.clone()
-
-        def jac(a):
-            return _jacobian(lambda x: residual(x, *a[1:]), a[0], 2)
 
         def done(r, dg):
             rn = r.abs().amax(-1)
             return rn <= self.local_tol * torch.clamp(dg.abs().amax(-1), min=self.dt), rn
 
-        conv, rn0 = done(residual(dg, Fp, fpi, e_n, schmid), dg)
+        conv, rn0 = done(local(dg, Fp, fpi, e_n, schmid), dg)
         hard = (~conv).nonzero().squeeze(1)
         if hard.numel():       # far from the warm start: take the predictor where it is closer
             a = (Fp[hard], fpi[hard], e_n[hard], schmid[hard])
             guess = predictor(*a)
-            _, rn_guess = done(residual(guess, *a), guess)
+            _, rn_guess = done(local(guess, *a), guess)
             better = rn_guess < rn0[hard]
             dg[hard[better]] = guess[better]
-            conv, _ = done(residual(dg, Fp, fpi, e_n, schmid), dg)
+            conv, _ = done(local(dg, Fp, fpi, e_n, schmid), dg)
         active = (~conv).nonzero().squeeze(1)
         failed = torch.zeros(dg.shape[0], dtype=torch.bool, device=dg.device)
         for _ in range(self.local_max_iter):
             if active.numel() == 0:
                 break
             a = (dg[active], Fp[active], fpi[active], e_n[active], schmid[active])
-            r_a = residual(*a)
+            r_a, jac, _ = local(*a, jacobian=True)
             rn = r_a.abs().amax(-1)
-            step, info = torch.linalg.solve_ex(jac(a), -r_a[..., None])
+            step, info = torch.linalg.solve_ex(jac, -r_a[..., None])
             step = torch.where((info == 0)[:, None], step[..., 0], torch.full_like(step[..., 0], float("nan")))
             lam = torch.ones_like(rn)
             for _ls in range(40):
-                r_t = residual(a[0] + lam[:, None] * step, *a[1:])
+                r_t = local(a[0] + lam[:, None] * step, *a[1:])
                 ok = (r_t.abs().amax(-1) <= (1 - 1e-4 * lam) * rn) | ~torch.isfinite(rn)
                 if bool(ok.all()):
                     break
                 lam = torch.where(ok, lam, 0.5 * lam)
             new = a[0] + lam[:, None] * step
             dg[active] = new
-            conv, rn_new = done(residual(new, *a[1:]), new)
+            conv, rn_new = done(local(new, *a[1:]), new)
             bad = ~torch.isfinite(rn_new)
             failed[active[bad]] = True
             active = active[~conv & ~bad]
         failed[active] = True
-        P = stress(dg, Fp, fpi, schmid)
-        # algorithmic tangent dP/dF = dP/dF|_dg - dP/ddg J^-1 dr/dF (forward-mode AD columns)
-        dP_dF = _jacobian(lambda x: stress(dg, x, fpi, schmid), Fp, 4).reshape(-1, 2, 2, 2, 2)
-        dP_dg = _jacobian(lambda x: stress(x, Fp, fpi, schmid), dg, 2)                 # (N, 2, 2, 2)
-        J = _jacobian(lambda x: residual(x, Fp, fpi, e_n, schmid), dg, 2)               # (N, 2, 2)
-        dr_dF = _jacobian(lambda x: residual(dg, x, fpi, e_n, schmid), Fp, 4)           # (N, 2, 4)
-        ddg_dF = -torch.linalg.solve(J, dr_dF).reshape(-1, 2, 2, 2)
-        K = dP_dF + torch.einsum("nija,nakl->nijkl", dP_dg, ddg_dF)
+        _, jac, parts = local(dg, Fp, fpi, e_n, schmid, jacobian=True)
+        P = parts[2] @ parts[0].transpose(-1, -2)
+        K, singular = tangent(jac, parts, fpi, schmid)
+        failed |= singular | ~torch.isfinite(P).flatten(1).all(1)
         return P, K, dg, failed
 
     def _to_field(self, x: torch.Tensor, tail: int) -> torch.Tensor:
