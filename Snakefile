@@ -68,6 +68,7 @@ rule all:
         rules.heat2d_all.input,
         rules.elastic_ls_all.input,
         rules.cp_grid_all.input,
+        rules.cp_paths2d_all.input,
         rules.viscoelastic3d_all.input,
         rules.composite1d_all.input,
         rules.laminate_all.input,

@@ -1,7 +1,5 @@
 # cp_paths2d: one 2D polycrystal under random F paths, two-slip finite-strain crystal plasticity
 # on the FFT engine (paper rno 5.1, appendix A); a resumable Zarr store, JSON summary as output.
-# NOT in `rule all` yet: the global Newton needs damping / step cutbacks before this model
-# (m = 0.05, nearly perfectly plastic grains) converges reliably (NOTES.md, issue 4).
 
 CPP = f"{R}/cp_paths2d"
 

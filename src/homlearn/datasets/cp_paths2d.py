@@ -8,7 +8,8 @@ starting at I), N = 10 intervals of uniform random length on (0, T), Rademacher 
 ``F_max sqrt(dt_m)``, PCHIP interpolation; ``max_strain`` sets ``F_max = max_strain / sqrt(T)``
 (the walk's standard deviation at T; our reading, the paper gives the value of F_max only
 through its figures). Solved on the FFT engine (finite strain, BiCGSTAB: the tangent is not
-symmetric) at ``n_steps`` uniform steps, stored at ``n_stored`` + 1 times: mean F, mean Cauchy
+symmetric) at ``n_steps`` uniform steps (a step that fails is retried in sub-steps, see
+:func:`~homlearn.solvers.fft.history.solve_history`), stored at ``n_stored`` + 1 times: mean F, mean Cauchy
 stress and its pressure / deviatoric split (paper 'rno' eq. 27-28).
 """
 
@@ -25,7 +26,7 @@ from homlearn.data.store import BatchWriter, Layout, Variable, create_store
 SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
 CONTENT_KEYS = ("case", "grid", "n_grains", "microstructure_seed", "n_paths", "max_strain", "t_final",
                 "n_intervals", "intervals", "n_steps", "n_stored", "path_seed", "tol", "krylov_tol", "max_newton",
-                "split")
+                "max_cutbacks", "split")
 
 
 def layout(cfg, batch_size) -> Layout:
@@ -45,6 +46,7 @@ VARIABLES = {
     "pressure": Variable(("sample", "step"), "float64", {"long_name": "-tr(sigma)/2", "units": "MPa"}, np.nan),
     "newton_iterations": Variable(("sample",), "int32", {"long_name": "Newton iterations over the path"}),
     "krylov_iterations": Variable(("sample",), "int32", {"long_name": "Krylov iterations over the path"}),
+    "cutbacks": Variable(("sample",), "int32", {"long_name": "solver (sub-)steps of its batch retried with half the step"}),
     "split": Variable(("sample",), "int8", {"long_name": "data split", "flag_values": list(SPLIT_NAMES),
                                             "flag_meanings": list(SPLIT_NAMES.values())}),
 }
@@ -91,7 +93,7 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     Ft = torch.from_numpy(F).to(device)
     res = solve_history(mat, lambda k: MacroControl(Ft[:, k]), cfg["n_steps"], (cfg["grid"],) * 2, dt=dt,
                         kinematics="finite", krylov="bicgstab", tol=cfg["tol"], krylov_tol=cfg["krylov_tol"],
-                        max_newton=cfg["max_newton"], device=device)
+                        max_newton=cfg["max_newton"], max_cutbacks=cfg["max_cutbacks"], device=device)
     every = cfg["n_steps"] // cfg["n_stored"]
     Fm = res.mean_strain[:, ::every].cpu().numpy()
     Pm = res.mean_stress[:, ::every].cpu().numpy()
@@ -108,7 +110,7 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
                        "time": t[::every], "F": Fm[k], "stress": sigma[k],
                        "pressure": -np.trace(sigma[k], axis1=-2, axis2=-1) / 2,
                        "newton_iterations": int(res.newton_iterations[k]),
-                       "krylov_iterations": int(res.krylov_iterations[k])}, {})
+                       "krylov_iterations": int(res.krylov_iterations[k]), "cutbacks": int(res.cutbacks[k])}, {})
     writer.flush()
     return failures
 

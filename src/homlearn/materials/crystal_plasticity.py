@@ -147,6 +147,14 @@ class FCCCrystalPlasticity:
                                     local_tol=self.local_tol, local_max_iter=self.local_max_iter,
                                     _state=tuple(t[index] for t in self._state()))
 
+    @classmethod
+    def concat(cls, materials: list["FCCCrystalPlasticity"]) -> "FCCCrystalPlasticity":
+        """One material of the cells of ``materials`` in order (same parameters and time step)."""
+        m = materials[0]
+        state = tuple(torch.cat(ts) for ts in zip(*(o._state() for o in materials)))
+        return cls(torch.cat([o.rotation for o in materials]), m.params, dt=m.dt, local_tol=m.local_tol,
+                   local_max_iter=m.local_max_iter, _state=state)
+
     def to(self, device=None) -> "FCCCrystalPlasticity":
         return FCCCrystalPlasticity(self.rotation.to(device), self.params, dt=self.dt,
                                     local_tol=self.local_tol, local_max_iter=self.local_max_iter,

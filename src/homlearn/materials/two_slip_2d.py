@@ -143,6 +143,14 @@ class TwoSlipCrystal2D:
                                 local_max_iter=self.local_max_iter,
                                 _state=(self.Fp_inv[index], self.e[index], self.dgamma[index]))
 
+    @classmethod
+    def concat(cls, materials: list["TwoSlipCrystal2D"]) -> "TwoSlipCrystal2D":
+        """One material of the cells of ``materials`` in order (same parameters and time step)."""
+        m = materials[0]
+        state = tuple(torch.cat(ts) for ts in zip(*((o.Fp_inv, o.e, o.dgamma) for o in materials)))
+        return cls(torch.cat([o.angle for o in materials]), m.params, dt=m.dt, local_tol=m.local_tol,
+                   local_max_iter=m.local_max_iter, _state=state)
+
     # ------------------------------------------------------------------ point functions
     def _point_fns(self):
         """Residual of the slip increments and its Jacobian, the algorithmic tangent of the first
