@@ -23,6 +23,8 @@ def test_snakemake_end_to_end(tmp_path):
         "elastic_ls": {"n_design_points": 2, "per_point": 2, "grid": 10, "batch_size": 2, "contrasts": [10]},
         "cp_grid": {"n_steps": 10, "record_strains": [0.002], "batch_size": 2,
                     "grid2d": {"n_samples": 2, "grid": 10}, "grid3d": {"n_samples": 2, "grid": 6}},
+        "cp_paths2d": {"grid": 4, "n_grains": 2, "n_paths": 2, "n_steps": 10, "n_stored": 5, "max_strain": 0.01,
+                       "batch_size": 2},
         "viscoelastic3d": {"n_samples": 2, "target_cells": 1500, "max_cells": 8000, "curvature_points": 8,
                            "loading": {"n_steps": 5}, "batch_size": 1},
         "composite1d": {"segments": [1, 2], "paths_per_n": 2, "batch_size": 4, "path": {"n_steps": 100, "n_out": 20}},
@@ -46,6 +48,8 @@ def test_snakemake_end_to_end(tmp_path):
     for dim in ("2d", "3d"):
         cp = json.loads((out / "cp_grid" / f"solve_{dim}.json").read_text())
         assert cp["samples_done"] == 2 and cp["samples_failed"] == 0
+    cq = json.loads((out / "cp_paths2d" / "solve.json").read_text())
+    assert cq["samples_done"] == 2 and cq["samples_failed"] == 0
     ve = json.loads((out / "viscoelastic3d" / "solve.json").read_text())
     assert ve["samples_done"] == 2 and ve["samples_failed"] == 0
     assert "mesh_failures_retried" in json.loads((out / "viscoelastic3d" / "microstructure.json").read_text())

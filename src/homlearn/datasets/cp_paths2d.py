@@ -97,7 +97,8 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     every = cfg["n_steps"] // cfg["n_stored"]
     Fm = res.mean_strain[:, ::every].cpu().numpy()
     Pm = res.mean_stress[:, ::every].cpu().numpy()
-    sigma = Pm @ np.swapaxes(Fm, -1, -2) / np.linalg.det(Fm)[..., None, None]
+    with np.errstate(invalid="ignore"):                    # failed paths are NaN from their failure on
+        sigma = Pm @ np.swapaxes(Fm, -1, -2) / np.linalg.det(Fm)[..., None, None]
     failures = []
     for k, i in enumerate(idx):
         status = int(res.status[k])
