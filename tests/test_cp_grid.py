@@ -4,7 +4,7 @@ Checks: every cell converged; the loading is uniaxial stress (other mean stresse
 the axial one; Newton tolerance 1e-6); the initial slope lies between the crystal's softest
 (<100>) and stiffest (<111>) directional Young's moduli (plane strain stays below E111 too);
 the flow stress exceeds the resolved-shear yield of the best-oriented grain (Schmid factor at
-most 0.5: sigma >= 2 g0); grain maps and orientations are consistent; the stored field averages
+most 0.5: sigma >= 2 g0); grain maps, orientations and the pixel adjacency are consistent; the stored field averages
 to the mean stress; the split is stored; a rerun does nothing.
 """
 
@@ -64,6 +64,17 @@ def test_grain_maps_fields_and_split(stores, dim):
         assert set(np.unique(g)) == set(range(n[k]))
         ang = ds.grain_angle.values[k]
         assert np.all(np.isfinite(ang[:n[k]])) and np.all(np.isnan(ang[n[k]:]))
+    # graph form: the pixel adjacency is the periodic grid's (2 or 3 neighbours per pixel, each
+    # pair of face neighbours once), indices into the flattened grain map
+    edges = ds.pixel_edges.values
+    npix = int(np.prod(ds.voxel_grain.shape[1:]))
+    nd = ds.voxel_grain.ndim - 1
+    assert edges.shape == (nd * npix, 2) and edges.min() == 0 and edges.max() == npix - 1
+    coords = np.stack(np.unravel_index(edges, ds.voxel_grain.shape[1:]), -1)      # (edge, pair, axis)
+    step = np.abs(coords[:, 0] - coords[:, 1])
+    n_side = ds.voxel_grain.shape[1]
+    assert np.all(((step == 1) | (step == n_side - 1)).sum(-1) == 1) and np.all((step == 0).sum(-1) == nd - 1)
+    assert len({tuple(sorted(e)) for e in edges.tolist()}) == len(edges)
     rec = record_steps(cfg["cp_grid"])[0]
     field_mean = ds.stress_xx_field.values[:, 0].reshape(ds.sizes["sample"], -1).mean(1)
     assert np.allclose(field_mean, ds.stress.values[:, rec, 0, 0], rtol=1e-6)

@@ -4,8 +4,9 @@ histories of FCC polycrystals in uniaxial tension, solved on the FFT engine.
 2D: 32x32 z-slices of periodic 32^3 Voronoi structures (5-30 grains), one angle per grain,
 plane strain. 3D: 25^3 periodic Voronoi (1-25 grains by default), SO(3) orientations. Loading:
 mean eps_xx at ``strain_rate`` (1/s), every other mean stress zero (mixed control), to
-``final_strain`` in ``n_steps``. Stored: the grain map (uint8, the graph form's assignment;
-the pixel adjacency is the periodic grid's, :func:`~homlearn.microstructure.voxel_voronoi.grid_edges`),
+``final_strain`` in ``n_steps``. Stored: the graph form (the grain map, uint8: each pixel's
+grain; ``pixel_edges``: the periodic pixel adjacency, one array for the whole store as every
+sample shares the grid, :func:`~homlearn.microstructure.voxel_voronoi.grid_edges`),
 grain orientations, mean strain and stress histories, sigma_xx fields at ``record_strains``,
 solver diagnostics and the split. Each sample's microstructure comes from its own seed
 ``(seed, sample)``, so batches and resumes do not change it.
@@ -60,6 +61,7 @@ def variables(dim: str) -> dict[str, Variable]:
                                     {"long_name": "sigma_xx field at the recorded strains", "units": "MPa"}, np.nan),
         "newton_iterations": Variable(("sample",), "int32", {"long_name": "Newton iterations over the history"}),
         "krylov_iterations": Variable(("sample",), "int32", {"long_name": "Krylov iterations over the history"}),
+        "cutbacks": Variable(("sample",), "int32", {"long_name": "solver (sub-)steps retried with half the step"}),
         "split": Variable(("sample",), "int8", {"long_name": "data split", "flag_values": list(SPLIT_NAMES),
                                                 "flag_meanings": list(SPLIT_NAMES.values())}),
     }
@@ -123,7 +125,7 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
         writer.add(k, {"voxel_grain": pcs[k].grain.astype(np.uint8), "n_grains": pcs[k].n_grains, "grain_angle": angles,
                        "strain": res.mean_strain[k].cpu().numpy(), "stress": res.mean_stress[k].cpu().numpy(),
                        "stress_xx_field": fields[k], "newton_iterations": int(res.newton_iterations[k]),
-                       "krylov_iterations": int(res.krylov_iterations[k])}, {})
+                       "krylov_iterations": int(res.krylov_iterations[k]), "cutbacks": int(res.cutbacks[k])}, {})
     writer.flush()
     return failures
 
@@ -146,6 +148,13 @@ def create_dataset_store(path, cfg, dim, batch_size):
     if not group.attrs.get("split_drawn"):
         group["split"][:] = draw_split(n, cfg["split"]["fractions"], cfg["split"]["seed"])
         group.attrs["split_drawn"] = True
+    if "pixel_edges" not in group:
+        from homlearn.microstructure.voxel_voronoi import grid_edges
+
+        edges = grid_edges((s["grid"],) * (2 if dim == "2d" else 3)).astype(np.int32)
+        arr = group.create_array("pixel_edges", shape=edges.shape, dtype="int32", dimension_names=("edge", "pair"))
+        arr[:] = edges
+        arr.attrs["long_name"] = "periodic nearest-neighbour pixel pairs (flat C-order indices into voxel_grain)"
     return group
 
 

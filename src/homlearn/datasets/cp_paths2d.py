@@ -46,7 +46,7 @@ VARIABLES = {
     "pressure": Variable(("sample", "step"), "float64", {"long_name": "-tr(sigma)/2", "units": "MPa"}, np.nan),
     "newton_iterations": Variable(("sample",), "int32", {"long_name": "Newton iterations over the path"}),
     "krylov_iterations": Variable(("sample",), "int32", {"long_name": "Krylov iterations over the path"}),
-    "cutbacks": Variable(("sample",), "int32", {"long_name": "solver (sub-)steps of its batch retried with half the step"}),
+    "cutbacks": Variable(("sample",), "int32", {"long_name": "solver (sub-)steps retried with half the step"}),
     "split": Variable(("sample",), "int8", {"long_name": "data split", "flag_values": list(SPLIT_NAMES),
                                             "flag_meanings": list(SPLIT_NAMES.values())}),
 }
