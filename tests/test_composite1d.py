@@ -208,11 +208,23 @@ def test_dataset_content_split_and_parameters(c1d_store):
 
 
 def test_dataset_sample_is_its_own_material_and_path(c1d_store):
-    """Sample 6 re-solved alone (its stored parameters, path 6 of the seed) gives its stored stress."""
+    """Every path of one N loads the same composite (materials: per_n); sample 6 re-solved alone
+    (its stored parameters, path 6 of the seed) gives its stored stress; per_sample draws one
+    composite per path."""
     import xarray as xr
+
+    from homlearn.config import validate_config
+    from homlearn.datasets.composite1d import sample_segments
 
     cfg, _, path, _ = c1d_store
     ds = xr.open_zarr(path)
+    for name in ("young", "exponent", "yield_stress"):
+        v = ds[name].values
+        for block in (slice(0, 4), slice(4, 8)):
+            assert np.array_equal(v[block], np.repeat(v[block][:1], 4, axis=0), equal_nan=True)
+        assert not np.array_equal(v[0, :1], v[4, :1])
+    own = validate_config({"composite1d": {**cfg, "materials": "per_sample"}})["composite1d"]
+    assert not np.array_equal(sample_segments(own, 4)[0], sample_segments(own, 5)[0])
     paths = random_paths(1, 1, max_value=0.33, intervals="uniform", seed=cfg["seed"], n_steps=200, first_index=6)
     seg = Segments.make(ds["young"].values[6], ds["exponent"].values[6], ds["yield_stress"].values[6])
     sol = solve(seg, batch_interpolant([hermite_interpolant(paths.knots_t[0], paths.knots[0][:, 0])]), paths.t)

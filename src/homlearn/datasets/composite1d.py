@@ -2,9 +2,13 @@
 composites of N equal segments under random strain paths.
 
 For each N in ``segments`` (paper: 1 to 10), ``paths_per_n`` samples (paper: 400, split 300
-train / 100 test per N). Sample i has N = segments[i // paths_per_n]; its segments draw
-E ~ U[1, 10] GPa, n ~ U[1, 20], sigma0 ~ U[0.1, 1] GPa i.i.d. (eps_p0_dot = 1/s) from a
-generator seeded by (seed, i), and its strain path is path i of
+train / 100 test per N). Sample i has N = segments[i // paths_per_n]. With ``materials:
+per_n`` (default; the paper: "for each N, we sample E, n and sigma0 i.i.d.") the N segments of
+one composite per N draw E ~ U[1, 10] GPa, n ~ U[1, 20], sigma0 ~ U[0.1, 1] GPa
+(eps_p0_dot = 1/s) from a generator seeded by (seed, N's block), and every path of that block
+loads the same composite, so the strain-to-stress map an RNO learns per N is a function; with
+``per_sample`` each sample draws its own segments (seeded by (seed, i)). Sample i's strain path is
+path i of
 ``homlearn.loading.paths.random_paths`` (Rademacher knots, PCHIP interpolation) with the same
 seed. The exact reduction (eq. 11-12) is integrated by Radau through the PCHIP path itself (not
 its samples) and written on the fine grid (``time_fine``, n_steps + 1 points) and downsampled
@@ -27,8 +31,8 @@ DEVIATIONS = (
     "strain-path parameters are ours (the paper's section 3 gives none): max_value (F_max) 0.33 as "
     "in its section 4, T = 1 s, 10 intervals of uniform random length; paths are PCHIP "
     "interpolants (the papers say cubic Hermite)",
-    "segment parameters are drawn per sample; the paper does not say whether the paths or the "
-    "materials are shared between samples",
+    "segment parameters: one composite per N shared by its paths (materials: per_n, our reading "
+    "of 'for each N, we sample E, n, sigma0'); per_sample draws one per path",
 )
 
 
@@ -80,9 +84,14 @@ def variables(cfg) -> dict[str, Variable]:
 
 
 def sample_segments(cfg, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """E, n, sigma0 of sample i's N segments, from a generator seeded by (seed, i)."""
-    N = cfg["segments"][i // cfg["paths_per_n"]]
-    rng = np.random.default_rng([cfg["seed"], i, 1])  # entropy differs from the paths' streams
+    """E, n, sigma0 of sample i's N segments: those of its N's composite (``materials: per_n``,
+    seeded by (seed, block)) or its own (``per_sample``, seeded by (seed, i))."""
+    block = i // cfg["paths_per_n"]
+    N = cfg["segments"][block]
+    if cfg.get("materials", "per_n") == "per_n":
+        rng = np.random.default_rng([cfg["seed"], block, 2])
+    else:
+        rng = np.random.default_rng([cfg["seed"], i, 1])  # entropy differs from the paths' streams
     return (rng.uniform(*cfg["young_range"], N), rng.uniform(*cfg["exponent_range"], N),
             rng.uniform(*cfg["yield_stress_range"], N))
 
