@@ -221,3 +221,26 @@ def test_model_record_has_config_fingerprint_and_metrics(c1d, tmp_path):
     assert json.loads((tmp_path / "model.json").read_text()) == info
     assert info["dataset_fingerprint"] == fp and info["train"]["schedule"] == "cosine"
     assert info["training"]["epochs"] == 2 and info["training"]["finished"]
+
+
+def test_heat2d_gcnn_trains_on_the_shared_stack_and_loads_back(heat2d_small, tmp_path):
+    """heat2d keeps the paper defaults (Adam 1e-3, MSE, no schedule) and its model.json fields."""
+    import json
+
+    from homlearn.data.graphs import load_heat2d_graphs
+    from homlearn.models.gcnn import collate_graphs
+    from homlearn.train.gcnn import load_gcnn, regression_metrics, train_gcnn
+
+    hyper = {"n_filters": 4, "n_conv": 2, "n_dense": 2, "hidden": 8}
+    cfg = {"batch_size": 16, "max_epochs": 3, "device": "cpu"}
+    info = train_gcnn(heat2d_small["data"], "fgcnn", hyper, cfg, tmp_path, progress=False)
+    assert json.loads((tmp_path / "model.json").read_text()) == info
+    assert (info["train"]["lr"], info["train"]["loss"], info["train"]["schedule"], info["train"]["patience"]) == \
+        (1e-3, "mse", "none", 100)
+    assert len(info["dataset_fingerprint"]) == 64 and info["training"]["epochs"] == 3
+    assert {"train", "test", "validation"} <= set(info["metrics"]) and info["x_scaler"] and info["features"]
+    model, xs, ys, loaded = load_gcnn(tmp_path)
+    data = load_heat2d_graphs(heat2d_small["data"])
+    ids = data.subset(1)
+    pred = ys.inverse(predict(model, data.samples(ids, xs, ys), collate_graphs))[:, 0]
+    assert regression_metrics(data.y[ids, 0], pred) == pytest.approx(info["metrics"]["test"])

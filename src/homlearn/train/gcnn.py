@@ -3,6 +3,7 @@ hyperparameters, scalers (fitted on the training split), dataset fingerprint and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
