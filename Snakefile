@@ -52,6 +52,12 @@ def config_json(section, keep=None, drop=()):
     return shlex.quote(json.dumps(chosen, sort_keys=True))
 
 
+def gpu_resource(train):
+    """GPUs a training rule asks for (resource 'gpu', --gpus under the SLURM profile): the
+    ``train.gpu`` setting, 0 when the device is 'cpu'. Unlimited with plain --cores."""
+    return 0 if train["device"] == "cpu" else train["gpu"]
+
+
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
 include: "workflow/rules/cp_grid.smk"

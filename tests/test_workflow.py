@@ -64,6 +64,8 @@ def test_snakemake_end_to_end(tmp_path):
     assert solve["samples_done"] == 64
     model = json.loads((out / "heat2d" / "models" / "rgcnn" / "model.json").read_text())
     assert len(model["dataset_fingerprint"]) == 64 and model["training"]["epochs"] == 8
+    history = (out / "heat2d" / "models" / "rgcnn" / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train_loss,val_loss,lr,seconds" and len(history) == 1 + 8
 
     again = subprocess.run(snake + ["-n"], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -85,3 +87,12 @@ def test_snakemake_end_to_end(tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (out / "report.html").read_text(errors="ignore")
     assert len(html) > 100_000 and "fig13_parity" in html
+
+    # the GPU request (placement, not result) changes nothing that was computed
+    cfg3 = tmp_path / "tiny-gpu.yaml"
+    tiny = yaml.safe_load(cfg.read_text())
+    tiny["heat2d"]["train"]["gpu"] = 0
+    cfg3.write_text(yaml.safe_dump(tiny))
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(cfg3)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-2000:]

@@ -57,13 +57,18 @@ def _describe(error) -> str:
     return f"config key '{key}': {error.message}"
 
 
-def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[str, Any]:
-    """Validate `config` in place (defaults filled in) and return it; raise ConfigError otherwise."""
-    schema = load_schema() if schema is None else schema
+def check_schema(config: dict[str, Any], schema: dict) -> dict[str, Any]:
+    """Validate `config` in place against `schema` alone (defaults filled in); raise ConfigError."""
     errors = sorted(_DefaultingValidator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = "\n  - ".join(_describe(e) for e in errors)
         raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n  - {lines}")
+    return config
+
+
+def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[str, Any]:
+    """Validate `config` in place (defaults filled in) and return it; raise ConfigError otherwise."""
+    check_schema(config, load_schema() if schema is None else schema)
     _check_semantics(config)
     return config
 

@@ -10,7 +10,8 @@ DATA_KEYS_EXCLUDED = ("models", "train", "report")  # what the data stages do no
 def train_config(wildcards):
     """The training settings and the one model's hyperparameters (its rerun triggers)."""
     h = config["heat2d"]
-    part = {"train": h["train"], "models": {wildcards.model: h["models"][wildcards.model]}}
+    train = {k: v for k, v in h["train"].items() if k != "gpu"}  # placement, not a result
+    part = {"train": train, "models": {wildcards.model: h["models"][wildcards.model]}}
     return shlex.quote(json.dumps({"heat2d": part}, sort_keys=True))
 
 
@@ -71,7 +72,7 @@ rule heat2d_train:
         model="|".join(HEAT_MODELS),
     threads: 1
     resources:
-        gpu=1,
+        gpu=gpu_resource(config["heat2d"]["train"]),
     log:
         f"{H}/logs/train_{{model}}.log",
     conda:

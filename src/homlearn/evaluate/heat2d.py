@@ -53,7 +53,7 @@ def evaluate_heat2d(dataset_path, model_dirs: Mapping[str, Path | str], out_dir,
         "split": split_name, "n_samples": int(len(status)), "n_done": int(np.sum(status == STATUS_DONE)),
         "n_failed": int(np.sum(status < 0)),
         "models": {name: regression_metrics(truth, p) for name, p in preds.items()},
-        "training": {name: {k: info["training"][k] for k in ("epochs", "best_epoch", "best_test_loss", "device")}
+        "training": {name: {k: info["training"][k] for k in ("epochs", "best_epoch", "best_val_loss", "device")}
                      | {"n_parameters": info["n_parameters"]} for name, info in infos.items()},
         "bounds_hold": bool(np.all((ds["kbar_lower"].values[idx] <= truth + 1e-12)
                                    & (truth <= ds["kbar_upper"].values[idx] + 1e-12))),
@@ -169,7 +169,8 @@ def _fig_training(model_dirs, path):
         rows = list(csv.DictReader(open(hist)))
         ep = [int(r["epoch"]) for r in rows]
         ax.semilogy(ep, [float(r["train_loss"]) for r in rows], label=f"{LABELS.get(name, name)} train")
-        ax.semilogy(ep, [float(r["test_loss"]) for r in rows], "--", label=f"{LABELS.get(name, name)} test")
+        ax.semilogy(ep, [float(r["val_loss"]) for r in rows], "--",  # early stopping on the test split
+                    label=f"{LABELS.get(name, name)} test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (scaled)")
     ax.legend(fontsize=8)

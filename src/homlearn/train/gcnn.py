@@ -3,7 +3,6 @@ hyperparameters, scalers (fitted on the training split), dataset fingerprint and
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,24 +11,27 @@ import numpy as np
 import torch
 
 from homlearn.data.graphs import GraphDataset, MinMaxScaler, load_heat2d_graphs
-from homlearn.train.trainer import TrainSettings, pick_device, predict, train
+from homlearn.train.record import fingerprint, run_id as make_run_id, save_model_record
+from homlearn.train.settings import TrainSettings
+from homlearn.train.trainer import pick_device, predict, train
 
 
 def dataset_fingerprint(data: GraphDataset) -> str:
     """sha256 of what a model learns from: sample index, split, inputs and targets."""
-    h = hashlib.sha256()
-    for arr in (data.index, data.split, data.y, *data.x, *data.edges, *data.cell_grain):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
+    return fingerprint((data.index, data.split, data.y, *data.x, *data.edges, *data.cell_grain))
 
 
 def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, Any],
                train_cfg: Mapping[str, Any], out_dir: Path | str, progress: bool = True) -> dict:
-    """Train ``model_name`` ("fgcnn" | "rgcnn") on the heat2d dataset; writes ``model.json``."""
+    """Train ``model_name`` ("fgcnn" | "rgcnn") on the heat2d dataset; writes ``model.json``.
+
+    Early stopping watches the 'test' split (code 1, paper section 6); the 'validation' split
+    (code 2) is held out for the evaluation.
+    """
     from homlearn.models.gcnn import build_model, collate_graphs
 
     out = Path(out_dir)
-    settings = TrainSettings(**train_cfg)
+    settings = TrainSettings.from_config(train_cfg)
     torch.manual_seed(settings.seed)
     data = load_heat2d_graphs(dataset_path)
     x_scaler, y_scaler = data.fit_scalers()
@@ -39,10 +41,9 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
         raise ValueError("the test split (used for early stopping) is empty: increase n_samples")
     model = build_model(model_name, in_features=data.x[0].shape[1], n_out=data.y.shape[1],
                         **_structure_kwargs(model_name, data), **hyper)
-    fingerprint = dataset_fingerprint(data)
-    run_id = hashlib.sha256(json.dumps([model_name, dict(hyper), dict(train_cfg), fingerprint],
-                                       sort_keys=True).encode()).hexdigest()
-    summary = train(model, train_s, test_s, collate_graphs, settings, out, progress=progress, run_id=run_id)
+    fp = dataset_fingerprint(data)
+    rid = make_run_id(model_name, dict(hyper), settings.run_key(), fp)
+    summary = train(model, train_s, test_s, collate_graphs, settings, out, progress=progress, run_id=rid)
     device = pick_device(settings.device)
     metrics = {}
     for code, name in ((0, "train"), (1, "test"), (2, "validation")):
@@ -52,14 +53,11 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
         pred = y_scaler.inverse(predict(model, data.samples(ids, x_scaler, y_scaler), collate_graphs,
                                         device=device))
         metrics[name] = regression_metrics(data.y[ids, 0], pred[:, 0])
-    info = {"model": model_name, "hyperparameters": dict(hyper), "train": dict(train_cfg),
-            "features": list(data.feature_names), "x_scaler": x_scaler.to_json(),
-            "y_scaler": y_scaler.to_json(), "dataset": str(dataset_path),
-            "dataset_fingerprint": fingerprint, "run_id": run_id,
-            "n_parameters": sum(p.numel() for p in model.parameters()),
-            "training": summary, "metrics": metrics}
-    (out / "model.json").write_text(json.dumps(info, indent=2))
-    return info
+    return save_model_record(
+        out, model=model_name, hyperparameters=hyper, train=settings.to_dict(), dataset=str(dataset_path),
+        dataset_fingerprint=fp, run_id=rid, n_parameters=sum(p.numel() for p in model.parameters()),
+        training=summary, metrics=metrics, features=list(data.feature_names),
+        x_scaler=x_scaler.to_json(), y_scaler=y_scaler.to_json())
 
 
 def _structure_kwargs(model_name: str, data: GraphDataset) -> dict:

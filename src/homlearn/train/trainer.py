@@ -1,148 +1,185 @@
-"""Training loop with early stopping, per-epoch checkpoints and exact resume (paper gcnn section 6).
+"""The training loop shared by every model: Adam (weight decay), an optional cosine schedule,
+early stopping on the validation loss, per-epoch atomic checkpoints and exact resume.
 
-Adam, mean-squared-error loss, early stopping on the test loss with a patience, the best
-checkpoint kept. The batch order of epoch e is drawn from a generator seeded by (seed, e), so a
-run killed after any epoch and resumed from ``last.pt`` ends with the same weights as an
-uninterrupted run.
+The batch order of epoch e is a permutation seeded by (seed, e); the checkpoint ``last.pt``
+holds model, optimiser, scheduler and torch RNG state. A run killed after any epoch and resumed
+therefore ends with the same weights as an uninterrupted run (bit for bit on CPU). A
+checkpoint whose ``run_id`` differs (other model, settings or data) is replaced, not resumed.
+
+Files in ``out_dir``: ``last.pt`` (every epoch), ``best.pt`` (best validation loss),
+``history.csv`` (every epoch: train_loss, val_loss, lr, seconds), ``training.json`` (summary,
+when finished) and ``tensorboard/`` when TensorBoard is installed.
+
+    settings = TrainSettings.from_config(cfg["train"])
+    summary = train(model, train_samples, val_samples, collate_tensors, settings, out_dir,
+                    run_id=run_id(name, hyper, settings.run_key(), fingerprint))
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from homlearn.train.batches import (batch_len, collate_tensors, default_forward, epoch_order,
+                                    iterate_batches, to_device)
+from homlearn.train.checkpoint import load_run, rng_state, save_atomic, set_rng_state
+from homlearn.train.device import accelerate, pick_device
+from homlearn.train.logs import TensorBoard, write_history
+from homlearn.train.losses import get_loss
+from homlearn.train.settings import TrainSettings
 
-@dataclass(frozen=True)
-class TrainSettings:
-    lr: float = 1e-3
-    batch_size: int = 32
-    max_epochs: int = 1000
-    patience: int = 100
-    seed: int = 0
-    device: str = "auto"
+__all__ = ["TrainSettings", "pick_device", "train", "evaluate_loss", "predict", "make_scheduler"]
 
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), CPU otherwise."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+Forward = Callable[[Callable, Any], tuple[Any, Any]]
 
 
-def _batches(samples: Sequence[dict], batch_size: int, collate: Callable, order=None):
-    order = np.arange(len(samples)) if order is None else order
-    for s in range(0, len(order), batch_size):
-        yield collate([samples[k] for k in order[s:s + batch_size]])
+def make_scheduler(opt: torch.optim.Optimizer, settings: TrainSettings):
+    """The epoch-wise learning-rate schedule (None for a constant rate)."""
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.max_epochs)
+    return None
 
 
-def evaluate_loss(model, samples, collate, batch_size, device) -> float:
-    """Mean squared error over ``samples`` (sample-weighted)."""
+def _float(t):
+    return t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+
+
+def evaluate_loss(model, samples: Sequence, collate: Callable, batch_size: int, device,
+                  loss: str | Callable = "mse", forward: Forward = default_forward,
+                  autocast: Callable | None = None) -> float:
+    """``loss`` over ``samples``, averaged per sample (batch losses weighted by batch size)."""
+    loss_fn = get_loss(loss)
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
-        for batch in _batches(samples, batch_size, collate):
-            batch = batch.to(device)
-            pred = model(batch)
-            total += torch.sum((pred - batch.y) ** 2).item() / batch.y.shape[1]
-            n += batch.y.shape[0]
+        for batch in iterate_batches(samples, batch_size, collate):
+            batch = to_device(batch, device)
+            with autocast() if autocast else contextlib.nullcontext():
+                pred, y = forward(model, batch)
+            b = batch_len(y)
+            total += loss_fn(_float(pred), _float(y)).item() * b
+            n += b
     return total / max(n, 1)
 
 
-def predict(model, samples, collate, batch_size=256, device="cpu") -> np.ndarray:
+def predict(model, samples: Sequence, collate: Callable = collate_tensors, batch_size: int = 256,
+            device="cpu", forward: Forward = default_forward) -> np.ndarray:
+    """The model's outputs on ``samples`` (in order), concatenated along the batch dimension."""
     model.eval()
     out = []
     with torch.no_grad():
-        for batch in _batches(samples, batch_size, collate):
-            out.append(model(batch.to(device)).cpu().numpy())
+        for batch in iterate_batches(samples, batch_size, collate):
+            pred, _ = forward(model, to_device(batch, device))
+            out.append(pred.float().cpu().numpy())
     return np.concatenate(out)
 
 
-def train(model: torch.nn.Module, train_samples: Sequence[dict], test_samples: Sequence[dict],
-          collate: Callable, settings: TrainSettings, out_dir: Path | str,
-          progress: bool = True, stop_after_epochs: int | None = None, run_id: str = "") -> dict:
-    """Train ``model`` and keep ``best.pt``, ``last.pt`` and ``history.csv`` in ``out_dir``.
+def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence,
+          collate: Callable = collate_tensors, settings: TrainSettings = TrainSettings(),
+          out_dir: Path | str = ".", progress: bool = True, stop_after_epochs: int | None = None,
+          run_id: str = "", loss: str | Callable | None = None, forward: Forward = default_forward,
+          eval_batch_size: int = 256) -> dict:
+    """Train ``model`` on ``train_samples``, stop early on ``val_samples``; end with the best weights.
 
+    ``collate`` makes a batch from a list of samples (graphs: ``collate_graphs``; fixed-shape
+    histories: :func:`collate_tensors`); ``forward(model, batch) -> (pred, target)`` runs it (see
+    :mod:`homlearn.train.batches`). ``loss`` overrides ``settings.loss`` (a name or a callable).
     ``stop_after_epochs`` ends this call early (as a kill would) without marking the run done;
-    calling train again resumes from ``last.pt``. ``run_id`` names what is being trained (model,
-    hyperparameters, data): a checkpoint left by a different run is not resumed but replaced.
+    calling again resumes from ``last.pt``. ``run_id`` names what is trained (model,
+    hyperparameters, data); by default the settings.
     """
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if len(train_samples) == 0 or len(val_samples) == 0:
+        raise ValueError(f"empty training ({len(train_samples)}) or validation ({len(val_samples)}) set")
+    loss_fn = get_loss(settings.loss if loss is None else loss)
     device = pick_device(settings.device)
     torch.manual_seed(settings.seed)
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    run_id = run_id or json.dumps(asdict(settings), sort_keys=True)
+    acc = accelerate(model, device, settings.amp_bf16, settings.compile)
+    for note in acc.notes:
+        print(note)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    sched = make_scheduler(opt, settings)
+    run_id = run_id or json.dumps(settings.run_key(), sort_keys=True)
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "history": [], "run_id": run_id}
-    last = out / "last.pt"
-    if last.exists():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
-        if ckpt["state"].get("run_id") == run_id:  # resume the same run
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            state = ckpt["state"]
-        else:
-            print(f"{last}: checkpoint of another run (model, settings or data changed); starting afresh")
+    ckpt = load_run(out / "last.pt", run_id, device)
+    if ckpt is not None:  # resume the same run
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+        if "rng" in ckpt:
+            set_rng_state(ckpt["rng"])
+        state = ckpt["state"]
+    tb = TensorBoard(out, settings.tensorboard, first_epoch=state["epoch"] + 1)
     t0 = time.perf_counter()
     epochs_now = 0
     bar = tqdm(total=settings.max_epochs, initial=state["epoch"], desc="train", unit="epoch",
                disable=not progress)
     while state["epoch"] < settings.max_epochs and state["epoch"] - state["best_epoch"] < settings.patience:
+        t_epoch = time.perf_counter()
         epoch = state["epoch"] + 1
-        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train_samples))
-        model.train()
+        lr = opt.param_groups[0]["lr"]
+        acc.module.train()
         total, n = 0.0, 0
-        for batch in _batches(train_samples, settings.batch_size, collate, order):
-            batch = batch.to(device)
+        for batch in iterate_batches(train_samples, settings.batch_size, collate,
+                                     epoch_order(len(train_samples), settings.seed, epoch)):
+            batch = to_device(batch, device)
             opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.mse_loss(model(batch), batch.y)
-            loss.backward()
+            with acc.autocast():
+                pred, y = forward(acc.module, batch)
+            loss_b = loss_fn(_float(pred), _float(y))
+            loss_b.backward()
             opt.step()
-            total += loss.item() * batch.y.shape[0]
-            n += batch.y.shape[0]
-        test_loss = evaluate_loss(model, test_samples, collate, 256, device)
+            b = batch_len(y)
+            total += loss_b.item() * b
+            n += b
+        val_loss = evaluate_loss(acc.module, val_samples, collate, eval_batch_size, device,
+                                 loss_fn, forward, acc.autocast)
+        if sched is not None:
+            sched.step()
         state["epoch"] = epoch
-        state["history"].append({"epoch": epoch, "train_loss": total / n, "test_loss": test_loss})
-        if test_loss < state["best_loss"]:
-            state["best_loss"], state["best_epoch"] = test_loss, epoch
-            torch.save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state},
-                   out / "last.tmp")
-        (out / "last.tmp").replace(last)  # atomic: a kill never leaves a torn checkpoint
+        row = {"epoch": epoch, "train_loss": total / n, "val_loss": val_loss, "lr": lr,
+               "seconds": time.perf_counter() - t_epoch}
+        state["history"].append(row)
+        if val_loss < state["best_loss"]:
+            state["best_loss"], state["best_epoch"] = val_loss, epoch
+            save_atomic({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
+        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": None if sched is None else sched.state_dict(),
+                     "rng": rng_state(), "state": state}, out / "last.pt")
+        write_history(out / "history.csv", state["history"])
+        tb.log(row)
         bar.update(1)
-        bar.set_postfix(train=f"{total / n:.2e}", test=f"{test_loss:.2e}", best=state["best_epoch"])
+        bar.set_postfix(train=f"{row['train_loss']:.2e}", val=f"{val_loss:.2e}", best=state["best_epoch"])
         epochs_now += 1
         if stop_after_epochs is not None and epochs_now >= stop_after_epochs:
             bar.close()
-            return {"finished": False, **_summary(state, settings, device, t0)}
+            tb.close()
+            return {"finished": False, **_summary(state, settings, device, t0, acc.notes)}
     bar.close()
-    _write_history(out / "history.csv", state["history"])
+    tb.close()
+    write_history(out / "history.csv", state["history"])
     best = torch.load(out / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    summary = {"finished": True, **_summary(state, settings, device, t0)}
+    summary = {"finished": True, **_summary(state, settings, device, t0, acc.notes)}
     (out / "training.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _summary(state, settings, device, t0) -> dict:
+def _summary(state, settings, device, t0, notes) -> dict:
+    stopped = "max_epochs" if state["epoch"] >= settings.max_epochs else "early_stopping"
     return {"epochs": state["epoch"], "best_epoch": state["best_epoch"],
-            "best_test_loss": state["best_loss"], "device": str(device),
-            "seconds_this_call": time.perf_counter() - t0, "settings": asdict(settings)}
-
-
-def _write_history(path: Path, history: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["epoch", "train_loss", "test_loss"])
-        w.writeheader()
-        w.writerows(history)
+            "best_val_loss": state["best_loss"], "stopped_by": stopped, "device": str(device),
+            "seconds_this_call": time.perf_counter() - t0,
+            "seconds_total": float(sum(r["seconds"] for r in state["history"])),
+            "notes": list(notes), "settings": settings.to_dict()}
