@@ -26,7 +26,7 @@ eq. 16, squared and summed).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import numpy as np
