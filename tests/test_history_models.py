@@ -349,3 +349,13 @@ def test_johnson_cook_fit_recovers_its_own_parameters():
     assert res.success
     for name in ("E", "A", "B", "n", "C"):
         assert abs(getattr(fit, name) / getattr(true, name) - 1) < 1e-6, (name, getattr(fit, name))
+
+
+def test_build_history_model_by_name():
+    from homlearn.models.history import build_history_model
+
+    assert isinstance(build_history_model("rno", c_in=1, c_out=1, k=0), RNO)
+    assert build_history_model("LSTM", c_in=1, c_out=1).rnn.mode == "LSTM"
+    assert build_history_model("pcanet", c_in=3, c_out=3, n_time=11, r_in=4, r_out=4, hidden=(8,)).pca_in.n_components == 4
+    with pytest.raises(ValueError, match="allowed names: gru, lstm, pcanet, rno, rno_split"):
+        build_history_model("transformer")
