@@ -14,7 +14,7 @@ import torch
 
 from homlearn.loading.paths import random_paths
 from homlearn.models.johnson_cook import JohnsonCook1D, JohnsonCookParams, fit_johnson_cook
-from homlearn.models.losses import relative_l2, relative_l2_per_sample
+from homlearn.train.losses import relative_l2, relative_l2_per_sample
 from homlearn.models.pca import ComponentPCA
 from homlearn.models.pcanet import DEFAULT_HIDDEN, PCANet, resample
 from homlearn.models.rno import (RNO, PressureDeviatoricRNO, deviator_from_components, deviatoric_split,

@@ -12,12 +12,28 @@ def mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss(pred, y)
 
 
-def relative_l2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over samples of ||pred - y|| / ||y||, norms over all but the batch dimension
-    (papers pcanet eq. 26 and rno eq. 16)."""
-    err = torch.linalg.vector_norm((pred - y).flatten(1), dim=1)
-    ref = torch.linalg.vector_norm(y.flatten(1), dim=1)
-    return torch.mean(err / ref.clamp_min(torch.finfo(ref.dtype).tiny))
+def relative_l2_per_sample(pred: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None,
+                           eps: float = 0.0) -> torch.Tensor:
+    """(B,) relative L2 errors ``(int |pred - y|^2 dt / int |y|^2 dt)^(1/2)`` of (B, T, ...)
+    histories over time and components (papers rno eq. 16, pcanet eq. 26); ``weights`` (T,) or
+    (B, T): quadrature weights of the time integral (None: uniform, the dt cancel); ``eps``
+    guards an all-zero target."""
+    if pred.shape != y.shape:
+        raise ValueError(f"pred and y must have the same shape, got {tuple(pred.shape)} and {tuple(y.shape)}")
+    if pred.ndim < 2:
+        raise ValueError(f"expected (B, T, ...) histories, got shape {tuple(pred.shape)}")
+    err = (pred - y).pow(2).reshape(y.shape[0], y.shape[1], -1).sum(-1)
+    ref = y.pow(2).reshape(y.shape[0], y.shape[1], -1).sum(-1)
+    if weights is not None:
+        w = weights.to(err.dtype)
+        err, ref = err * w, ref * w
+    return torch.sqrt(err.sum(1) / (ref.sum(1) + eps).clamp_min(torch.finfo(ref.dtype).tiny))
+
+
+def relative_l2(pred: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None,
+                eps: float = 0.0) -> torch.Tensor:
+    """Mean over the batch of :func:`relative_l2_per_sample`."""
+    return relative_l2_per_sample(pred, y, weights, eps).mean()
 
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": mse, "relative_l2": relative_l2}
