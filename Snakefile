@@ -66,6 +66,7 @@ include: "workflow/rules/viscoelastic3d.smk"
 include: "workflow/rules/composite1d.smk"
 include: "workflow/rules/laminate.smk"
 include: "workflow/rules/mg_taylor.smk"
+include: "workflow/rules/rno.smk"
 
 
 rule all:

@@ -12,6 +12,10 @@
     homlearn viscoelastic3d microstructure results/viscoelastic3d/microstructures.zarr --threads 2
     homlearn viscoelastic3d solve results/viscoelastic3d/microstructures.zarr results/datasets/viscoelastic3d.zarr
     homlearn mg_taylor solve r10 results/datasets/mg_taylor_r10.zarr --threads 2
+    homlearn history train composite1d results/datasets/composite1d.zarr results/rno/composite1d/models/rno_N1_k1 --group 1 --k 1
+    homlearn history evaluate composite1d results/datasets/composite1d.zarr results/rno/composite1d/models results/rno/composite1d --resolution
+    homlearn history train laminate results/datasets/laminate_M3.zarr results/rno/laminate/models/M3_k3 --k 3
+    homlearn history summary results/summary/history_surrogates.md results/rno/*/metrics.json
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -180,6 +184,40 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_history_train(args):
+    import torch
+
+    from homlearn.train.history import train_history
+
+    torch.set_num_threads(args.threads)
+    cfg = _config(args)["rno"][args.exemplar]
+    hyper = {"width": cfg["width"], "depth": cfg["depth"]}
+    info = train_history(args.dataset, args.exemplar, args.out, model=args.model, k=args.k, group=args.group,
+                         hyper=hyper, train_cfg=cfg["train"], init=args.init)
+    print(json.dumps(info["metrics"], indent=2))
+    return 0
+
+
+def cmd_history_evaluate(args):
+    from homlearn.evaluate.history import evaluate_composite1d, evaluate_laminate
+
+    cfg = _config(args)["rno"][args.exemplar]
+    if args.exemplar == "composite1d":
+        res = cfg["resolution"] if args.resolution else None
+        m = evaluate_composite1d(args.data, args.models, args.out, cfg["segments"], cfg["k"], res)
+    else:
+        m = evaluate_laminate(args.data, args.models, args.out, cfg["cases"], cfg["k"], cfg["example_case"])
+    print(json.dumps(m["error_vs_k"], indent=1))
+    return 0
+
+
+def cmd_history_summary(args):
+    from homlearn.evaluate.history import write_summary
+
+    print(write_summary(args.out, args.metrics))
+    return 0
+
+
 def cmd_validate(args):
     cfg = load_config(args.path)
     print(f"{args.path}: valid")
@@ -322,6 +360,30 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--summary", default=None, help="write the stage summary JSON here")
     ms.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
     ms.set_defaults(func=cmd_mg_taylor_solve)
+
+    hi = sub.add_parser("history", help="RNO / GRU surrogates of stress histories (paper rno)").add_subparsers(
+        dest="step", required=True)
+    ht = with_config(hi.add_parser("train", help="train one model on composite1d (one N) or laminate (one case)"))
+    ht.add_argument("exemplar", choices=["composite1d", "laminate"])
+    ht.add_argument("dataset", help="the Zarr store")
+    ht.add_argument("out", help="model directory")
+    ht.add_argument("--model", default="rno", choices=["rno", "rno_ve", "gru", "lstm"])
+    ht.add_argument("--k", type=int, default=1, help="internal variables")
+    ht.add_argument("--group", type=int, default=None, help="composite1d: the number of segments N")
+    ht.add_argument("--init", default=None, help="start from this trained model (transfer learning)")
+    ht.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ht.set_defaults(func=cmd_history_train)
+    he = with_config(hi.add_parser("evaluate", help="metrics and figures of an rno experiment"))
+    he.add_argument("exemplar", choices=["composite1d", "laminate"])
+    he.add_argument("data", help="composite1d: the store; laminate: the directory of laminate_<case>.zarr")
+    he.add_argument("models", help="directory of the model directories")
+    he.add_argument("out")
+    he.add_argument("--resolution", action="store_true", help="composite1d: also the resolution study (Fig. 10a)")
+    he.set_defaults(func=cmd_history_evaluate)
+    hs = hi.add_parser("summary", help="results/summary/history_surrogates.md from metrics JSON files")
+    hs.add_argument("out")
+    hs.add_argument("metrics", nargs="+")
+    hs.set_defaults(func=cmd_history_summary)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")

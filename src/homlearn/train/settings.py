@@ -26,6 +26,8 @@ class TrainSettings:
     compile: bool = False         # CUDA only
     tensorboard: bool = True      # when installed
     gpu: int = 1                  # GPUs the Snakemake rule requests (resource 'gpu'); unused here
+    lbfgs_epochs: int = 0         # full-batch L-BFGS epochs after the Adam epochs (0: none)
+    lbfgs_max_iter: int = 20      # L-BFGS iterations per such epoch
 
     def __post_init__(self):
         from homlearn.train.losses import LOSSES

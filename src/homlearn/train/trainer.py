@@ -1,5 +1,6 @@
 """The training loop shared by every model: Adam (weight decay), an optional cosine schedule,
-early stopping on the validation loss, per-epoch atomic checkpoints and exact resume.
+early stopping on the validation loss, an optional full-batch L-BFGS finishing phase
+(``lbfgs_epochs``), per-epoch atomic checkpoints and exact resume.
 
 The batch order of epoch e is a permutation seeded by (seed, e); the checkpoint ``last.pt``
 holds model, optimiser, scheduler and torch RNG state. A run killed after any epoch and resumed
@@ -26,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from homlearn.train.batches import (batch_len, collate_tensors, default_forward, epoch_order,
+from homlearn.train.batches import (batch_len, collate_tensors, default_forward, epoch_order, fetch,
                                     iterate_batches, to_device)
 from homlearn.train.checkpoint import load_run, rng_state, save_atomic, set_rng_state
 from homlearn.train.device import accelerate, pick_device
@@ -114,8 +115,9 @@ def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence
     ckpt = load_run(out / "last.pt", run_id, device)
     if ckpt is not None:  # resume the same run
         model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None:
+        if ckpt.get("optimizer") is not None:  # None once in the L-BFGS phase
+            opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt.get("scheduler") is not None:
             sched.load_state_dict(ckpt["scheduler"])
         if "rng" in ckpt:
             set_rng_state(ckpt["rng"])
@@ -125,7 +127,8 @@ def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence
     epochs_now = 0
     bar = tqdm(total=settings.max_epochs, initial=state["epoch"], desc="train", unit="epoch",
                disable=not progress)
-    while state["epoch"] < settings.max_epochs and state["epoch"] - state["best_epoch"] < settings.patience:
+    while (state["epoch"] < settings.max_epochs and state["epoch"] - state["best_epoch"] < settings.patience
+           and not state.get("lbfgs_epochs", 0)):
         t_epoch = time.perf_counter()
         epoch = state["epoch"] + 1
         lr = opt.param_groups[0]["lr"]
@@ -167,6 +170,12 @@ def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence
             tb.close()
             return {"finished": False, **_summary(state, settings, device, t0, acc.notes)}
     bar.close()
+    if settings.lbfgs_epochs and state.get("lbfgs_epochs", 0) < settings.lbfgs_epochs:
+        done = _lbfgs_phase(model, acc, train_samples, val_samples, collate, settings, out, state, ckpt, loss_fn,
+                            forward, device, eval_batch_size, tb, stop_after_epochs, epochs_now)
+        if not done:
+            tb.close()
+            return {"finished": False, **_summary(state, settings, device, t0, acc.notes)}
     tb.close()
     write_history(out / "history.csv", state["history"])
     best = torch.load(out / "best.pt", map_location=device, weights_only=False)
@@ -176,9 +185,56 @@ def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence
     return summary
 
 
+def _lbfgs_phase(model, acc, train_samples, val_samples, collate, settings, out, state, ckpt, loss_fn, forward,
+                 device, eval_batch_size, tb, stop_after_epochs, epochs_now) -> bool:
+    """Full-batch L-BFGS epochs after the Adam ones (``settings.lbfgs_epochs``; each one
+    ``torch.optim.LBFGS.step`` of up to ``lbfgs_max_iter`` iterations, strong-Wolfe line search),
+    checkpointed like the Adam epochs (``last.pt`` holds the L-BFGS state). Returns False when
+    ``stop_after_epochs`` ended the call early."""
+    lbfgs = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=settings.lbfgs_max_iter, history_size=50,
+                              line_search_fn="strong_wolfe")
+    if ckpt is not None and ckpt.get("lbfgs") is not None and ckpt["state"].get("lbfgs_epochs", 0):
+        lbfgs.load_state_dict(ckpt["lbfgs"])
+    full = to_device(collate(fetch(train_samples, np.arange(len(train_samples)))), device)
+    state.setdefault("lbfgs_epochs", 0)
+
+    def closure():
+        lbfgs.zero_grad(set_to_none=True)
+        with acc.autocast():
+            pred, y = forward(acc.module, full)
+        value = loss_fn(_float(pred), _float(y))
+        value.backward()
+        return value
+
+    while state["lbfgs_epochs"] < settings.lbfgs_epochs:
+        t_epoch = time.perf_counter()
+        acc.module.train()
+        train_loss = float(lbfgs.step(closure).detach())  # loss before this step's iterations
+        val_loss = evaluate_loss(acc.module, val_samples, collate, eval_batch_size, device, loss_fn, forward,
+                                 acc.autocast)
+        state["epoch"] += 1
+        state["lbfgs_epochs"] += 1
+        row = {"epoch": state["epoch"], "train_loss": train_loss, "val_loss": val_loss, "lr": float("nan"),
+               "seconds": time.perf_counter() - t_epoch}
+        state["history"].append(row)
+        if val_loss < state["best_loss"]:
+            state["best_loss"], state["best_epoch"] = val_loss, state["epoch"]
+            save_atomic({"model": model.state_dict(), "epoch": state["epoch"]}, out / "best.pt")
+        save_atomic({"model": model.state_dict(), "optimizer": None, "scheduler": None, "lbfgs": lbfgs.state_dict(),
+                     "rng": rng_state(), "state": state}, out / "last.pt")
+        write_history(out / "history.csv", state["history"])
+        tb.log(row)
+        epochs_now += 1
+        if stop_after_epochs is not None and epochs_now >= stop_after_epochs:
+            return False
+    return True
+
+
 def _summary(state, settings, device, t0, notes) -> dict:
-    stopped = "max_epochs" if state["epoch"] >= settings.max_epochs else "early_stopping"
-    return {"epochs": state["epoch"], "best_epoch": state["best_epoch"],
+    adam_epochs = state["epoch"] - state.get("lbfgs_epochs", 0)
+    stopped = "max_epochs" if adam_epochs >= settings.max_epochs else "early_stopping"
+    return {"epochs": state["epoch"], "adam_epochs": adam_epochs, "lbfgs_epochs": state.get("lbfgs_epochs", 0),
+            "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_loss"], "stopped_by": stopped, "device": str(device),
             "seconds_this_call": time.perf_counter() - t0,
             "seconds_total": float(sum(r["seconds"] for r in state["history"])),

@@ -1,0 +1,363 @@
+"""The RNO experiments of paper 'rno' on composite1d and laminate: metrics and figures from the
+models trained by :func:`homlearn.train.history.train_history`.
+
+Model directories (written by the Snakemake rules / ``homlearn history train``):
+
+- composite1d: ``<models>/<model>_N<N>_k<k>`` (model ``rno`` or ``rno_ve``);
+- laminate: ``<models>/<case>_k<k>`` (RNO).
+
+composite1d (section 3): test error against k for each N (Fig. 1c), truth against prediction
+(Fig. 1b), the learned internal variable against <eps_p> after the best affine map (Fig. 1d), the
+learned f~ and g~ against the exact eq. 14-15 (Fig. 1e-f), and the error of the E-VP and VE RNOs
+trained at the stored resolution and tested on the fine histories at other resolutions (Fig. 10a).
+laminate (section 4): test error against k for each Table 1 case (Fig. 3a) and truth against
+prediction (Fig. 3b).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from homlearn.train.history import load_history, load_history_data, relative_errors  # noqa: E402
+
+C1D_FIGURES = ("fig1b_predictions", "fig1c_error_vs_k", "fig1d_internal_variable", "fig1ef_learned_f_g",
+               "fig10a_resolution")
+LAM_FIGURES = ("fig3a_error_vs_k", "fig3b_predictions")
+
+
+def c1d_model_dir(models, model: str, n: int, k: int) -> Path:
+    return Path(models) / f"{model}_N{n}_k{k}"
+
+
+def lam_model_dir(models, case: str, k: int) -> Path:
+    return Path(models) / f"{case}_k{k}"
+
+
+def _write_csv(path, rows: Sequence[Mapping]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _training_facts(info: Mapping) -> dict:
+    tr = info["training"]
+    return {"adam_epochs": tr.get("adam_epochs", tr["epochs"]), "lbfgs_epochs": tr.get("lbfgs_epochs", 0),
+            "train_seconds": round(float(tr["seconds_total"]), 1), "n_train": info["metrics"]["train"]["n"],
+            "n_test": info["metrics"]["test"]["n"]}
+
+
+# ----------------------------------------------------------------------------- composite1d
+
+
+def affine_fit(learned: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares ``truth ~ a * learned + b`` over all points; returns (a, b, relative
+    residual ||a l + b - truth|| / ||truth||)."""
+    l, t = np.ravel(learned), np.ravel(truth)
+    A = np.column_stack([l, np.ones_like(l)])
+    (a, b), *_ = np.linalg.lstsq(A, t, rcond=None)
+    res = float(np.linalg.norm(a * l + b - t) / max(np.linalg.norm(t), 1e-300))
+    return float(a), float(b), res
+
+
+def exact_f_g(store, n: int):
+    """The exact eq. 14-15 of the composite with N = ``n`` segments: functions of eta = eps - xi."""
+    import xarray as xr
+
+    ds = xr.open_zarr(store, consolidated=None)
+    i = int(np.flatnonzero(ds["n_segments"].values == n)[0])
+    E, m, s0 = (ds[v].values[i][:n] for v in ("young", "exponent", "yield_stress"))
+    rate = float(ds.attrs.get("rate_constant", {}).get("value", 1.0))
+    e_eff = 1.0 / np.mean(1.0 / E)
+
+    def f(eta):
+        return e_eff * eta
+
+    def g(eta):
+        eta = np.asarray(eta)[..., None]
+        return np.mean(rate * np.sign(eta) * (e_eff * np.abs(eta) / s0) ** m, axis=-1)
+
+    return f, g, {"young": E.tolist(), "exponent": m.tolist(), "yield_stress": s0.tolist(), "e_eff": float(e_eff)}
+
+
+def _internal(model, x, t):
+    with torch.no_grad():
+        y, xi = model(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(t, dtype=torch.float32),
+                      return_internal=True)
+    return y.numpy(), xi.numpy()
+
+
+def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Sequence[int],
+                         resolution: Mapping | None = None, n_examples: int = 3) -> dict:
+    """Metrics (``metrics.json``, ``metrics.csv``) and the figures :data:`C1D_FIGURES`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, errors = [], {}
+    for n in segments:
+        for k in ks:
+            _, info = load_history(c1d_model_dir(models, "rno", n, k))
+            e = info["metrics"]["test"]["relative_l2"]
+            errors[(n, k)] = e
+            rows.append({"model": "rno", "N": n, "k": k, "test_relative_l2": e,
+                         "train_relative_l2": info["metrics"]["train"]["relative_l2"], **_training_facts(info)})
+    metrics = {"exemplar": "composite1d", "store": str(store), "error_vs_k": rows}
+
+    # Fig. 1c
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for n in segments:
+        ax.plot(list(ks), [errors[(n, k)] for k in ks], "o-", label=f"N = {n}")
+    ax.set_yscale("log")
+    ax.set_xlabel("internal variables k")
+    ax.set_ylabel("test error (eq. 16)")
+    ax.set_xticks(list(ks))
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("composite1d: test error against k (rno Fig. 1c)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "fig1c_error_vs_k.png", dpi=120)
+    plt.close(fig)
+
+    # Fig. 1b, 1d, 1e-f: the smallest N with k = 1 (paper: N = 3 for 1b, homogeneous for 1d-f)
+    k1 = 1 if 1 in ks else max(ks)
+    n0 = min(segments)
+    model, info = load_history(c1d_model_dir(models, "rno", n0, k1))
+    data = load_history_data(store, "composite1d", n0)
+    te = data.subset(1)
+    y_pred, xi = _internal(model, data.x[te], data.t)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for j, i in enumerate(te[:n_examples]):
+        axes[0].plot(data.t, data.x[i, :, 0], color=f"C{j}")
+        axes[1].plot(data.t, data.y[i, :, 0], color=f"C{j}", label="truth" if j == 0 else None)
+        axes[1].plot(data.t, y_pred[j, :, 0], "--", color=f"C{j}", label="RNO" if j == 0 else None)
+    axes[0].set(xlabel="t (s)", ylabel="mean strain", title="inputs (Fig. 1a)")
+    axes[1].set(xlabel="t (s)", ylabel="stress (GPa)", title=f"N = {n0}, k = {k1} (Fig. 1b)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig1b_predictions.png", dpi=120)
+    plt.close(fig)
+
+    ep = data.extra["plastic_strain"][te]
+    fit = None
+    if k1 == 1 and model.k == 1:
+        a, b, res = affine_fit(xi[..., 0], ep)
+        fit = {"N": n0, "k": 1, "a": a, "b": b, "relative_residual": res}
+        metrics["internal_variable_fit"] = fit
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        for j in range(min(n_examples, len(te))):
+            ax.plot(data.t, ep[j], color=f"C{j}", label="<eps_p>" if j == 0 else None)
+            ax.plot(data.t, a * xi[j, :, 0] + b, "--", color=f"C{j}", label="a xi + b (learned)" if j == 0 else None)
+        ax.set(xlabel="t (s)", ylabel="internal variable",
+               title=f"N = {n0}: learned xi, best affine map (residual {100 * res:.1f}%) (Fig. 1d)")
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "fig1d_internal_variable.png", dpi=120)
+        plt.close(fig)
+
+        # Fig. 1e-f: eta = eps - (a xi + b); learned f = the stress, learned g~ = a dxi/dt = a g / time_scale
+        f_ex, g_ex, mat = exact_f_g(store, n0)
+        eta = data.x[te, :, 0] - (a * xi[..., 0] + b)
+        with torch.no_grad():
+            xn = (torch.as_tensor(data.x[te], dtype=torch.float32) - model.x_shift) / model.x_scale
+            g_l = (model.g(torch.cat([xn, torch.as_tensor(xi)], -1))[..., 0] / model.time_scale).numpy() * a
+        grid = np.linspace(eta.min(), eta.max(), 200)
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        axes[0].plot(eta.ravel(), y_pred[..., 0].ravel(), ".", color="0.6", ms=2, label="learned")
+        axes[0].plot(grid, f_ex(grid), color="darkred", label="exact (eq. 14)")
+        axes[1].plot(eta.ravel(), g_l.ravel(), ".", color="0.6", ms=2, label="learned")
+        axes[1].plot(grid, g_ex(grid), color="darkred", label="exact (eq. 15)")
+        axes[0].set(xlabel="eps - xi", ylabel="f~ (GPa)", title="Fig. 1e")
+        axes[1].set(xlabel="eps - xi", ylabel="g~ (1/s)", title="Fig. 1f")
+        for ax in axes:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "fig1ef_learned_f_g.png", dpi=120)
+        plt.close(fig)
+        g_true = g_ex(eta)
+        metrics["learned_g"] = {"relative_l2": float(np.linalg.norm(g_l - g_true) / np.linalg.norm(g_true)),
+                                "material": mat}
+    else:
+        for name in ("fig1d_internal_variable", "fig1ef_learned_f_g"):
+            _placeholder(out / f"{name}.png", "needs a k = 1 model")
+
+    # Fig. 10a
+    if resolution:
+        metrics["resolution"] = resolution_study(store, models, resolution["segments"], resolution["k"],
+                                                 resolution["steps"], resolution.get("models", ["rno", "rno_ve"]))
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        for name, label in (("rno", "E-VP (eq. 2)"), ("rno_ve", "VE (eq. 7)")):
+            r = [row for row in metrics["resolution"]["rows"] if row["model"] == name]
+            if r:
+                ax.plot([row["steps"] for row in r], [row["test_relative_l2"] for row in r], "o-", label=label)
+        ax.axvline(metrics["resolution"]["train_steps"], color="0.7", ls=":", label="training resolution")
+        ax.set(xscale="log", yscale="log", xlabel="time steps of the test data", ylabel="test error (eq. 16)",
+               title=f"composite1d N = {resolution['segments']}, k = {resolution['k']} (rno Fig. 10a)")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "fig10a_resolution.png", dpi=120)
+        plt.close(fig)
+        _write_csv(out / "resolution.csv", metrics["resolution"]["rows"])
+    else:
+        _placeholder(out / "fig10a_resolution.png", "no resolution study configured")
+    _write_csv(out / "metrics.csv", rows)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def resolution_study(store, models, n: int, k: int, steps: Sequence[int], names: Sequence[str]) -> dict:
+    """Test error of the models trained at the stored resolution, on the test paths taken from
+    the fine (solver) histories every ``n_fine / steps``-th time (steps must divide n_fine)."""
+    fine = load_history_data(store, "composite1d", n, fine=True)
+    n_fine = len(fine.t) - 1
+    te = fine.subset(1)
+    rows = []
+    train_steps = None
+    for name in names:
+        model, info = load_history(c1d_model_dir(models, name, n, k))
+        train_steps = info["n_time"] - 1
+        for s in steps:
+            if n_fine % s:
+                raise ValueError(f"resolution steps {s} must divide the fine grid's {n_fine} steps")
+            stride = n_fine // s
+            err = relative_errors(model, fine.x[te][:, ::stride], fine.y[te][:, ::stride], fine.t[::stride])
+            rows.append({"model": name, "N": n, "k": k, "steps": s, "test_relative_l2": float(err.mean())})
+    return {"train_steps": train_steps, "fine_steps": n_fine, "rows": rows}
+
+
+def _placeholder(path, text):
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.axis("off")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- laminate
+
+
+def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Sequence[int],
+                      example_case: str | None = None, n_examples: int = 4) -> dict:
+    """Metrics and figures :data:`LAM_FIGURES`; ``datasets``: the directory of
+    ``laminate_<case>.zarr``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, errors = [], {}
+    for case in cases:
+        for k in ks:
+            _, info = load_history(lam_model_dir(models, case, k))
+            errors[(case, k)] = info["metrics"]["test"]["relative_l2"]
+            rows.append({"model": "rno", "case": case, "k": k, "test_relative_l2": errors[(case, k)],
+                         "train_relative_l2": info["metrics"]["train"]["relative_l2"], **_training_facts(info)})
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for case in cases:
+        ax.plot(list(ks), [errors[(case, k)] for k in ks], "o-", label=case)
+    ax.set(yscale="log", xlabel="internal variables k", ylabel="test error (eq. 16)",
+           title="laminate: test error against k (rno Fig. 3a, direct training)")
+    ax.title.set_fontsize(9)
+    ax.set_xticks(list(ks))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig3a_error_vs_k.png", dpi=120)
+    plt.close(fig)
+
+    case = example_case if example_case in cases else cases[-1]
+    k = max(ks)
+    model, _ = load_history(lam_model_dir(models, case, k))
+    data = load_history_data(Path(datasets) / f"laminate_{case}.zarr", "laminate")
+    te = data.subset(1)[:n_examples]
+    with torch.no_grad():
+        pred = model(torch.as_tensor(data.x[te], dtype=torch.float32),
+                     torch.as_tensor(data.t, dtype=torch.float32)).numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for c, name in enumerate(("11", "22", "12")):
+        for j in range(len(te)):
+            axes[c].plot(data.t, data.y[te[j], :, c], color=f"C{j}")
+            axes[c].plot(data.t, pred[j, :, c], "--", color=f"C{j}")
+        axes[c].set(xlabel="t (s)", ylabel=f"sigma_{name} (MPa)")
+    fig.suptitle(f"laminate {case}, k = {k}: truth (solid) and RNO (dashed), test paths (rno Fig. 3b)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "fig3b_predictions.png", dpi=120)
+    plt.close(fig)
+    metrics = {"exemplar": "laminate", "datasets": str(datasets), "error_vs_k": rows}
+    _write_csv(out / "metrics.csv", rows)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def hardware() -> str:
+    import os
+
+    dev = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return f"{dev}, {os.cpu_count()} cores ({platform.machine()}), torch threads {torch.get_num_threads()}"
+
+
+def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
+    """``history_surrogates.md``: experiment, our metric, paper value, data size, epochs, hardware."""
+    lines = ["# History surrogates (paper 'rno'): our numbers against the paper's", "",
+             "Test error = mean relative L2 error over the test paths (rno eq. 16). Epochs: Adam + "
+             "full-batch L-BFGS epochs (up to 20 iterations each). Hardware: where the summary was written "
+             f"({hardware()}); training ran on the device named in each model.json.", "",
+             "| experiment | our metric | paper value | data size (train/test) | epochs | hardware |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    hw = "CPU" if not torch.cuda.is_available() else "GPU"
+    for mf in metrics_files:
+        mf = Path(mf)
+        if not mf.exists():
+            continue
+        m = json.loads(mf.read_text())
+        if m["exemplar"] == "composite1d":
+            rows = m["error_vs_k"]
+            for n in sorted({r["N"] for r in rows}):
+                rs = [r for r in rows if r["N"] == n]
+                errs = ", ".join(f"k={r['k']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)
+                r0 = rs[0]
+                lines.append(f"| composite1d N = {n}, error vs k (Fig. 1c) | {errs} | k = 1 as good as any "
+                             f"larger k; k = 0 large | {r0['n_train']}/{r0['n_test']} paths, 200 steps | "
+                             f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
+            if "internal_variable_fit" in m:
+                f = m["internal_variable_fit"]
+                lines.append(f"| composite1d N = {f['N']}, learned xi vs <eps_p> (Fig. 1d) | affine-map residual "
+                             f"{100 * f['relative_residual']:.1f}% | 'a scaled version' (figure only) | test paths "
+                             f"| - | {hw} |")
+            if "learned_g" in m:
+                lines.append(f"| composite1d, learned g~ vs exact (Fig. 1f) | relative L2 "
+                             f"{100 * m['learned_g']['relative_l2']:.1f}% on the test points | 'reasonable "
+                             f"accuracy' (figure only) | test paths | - | {hw} |")
+            if "resolution" in m:
+                res = m["resolution"]
+                for name, label in (("rno", "E-VP"), ("rno_ve", "VE")):
+                    rs = [r for r in res["rows"] if r["model"] == name]
+                    if rs:
+                        errs = ", ".join(f"{r['steps']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)
+                        paper = ("flat across resolutions" if name == "rno"
+                                 else "small at 200 steps, large elsewhere")
+                        lines.append(f"| composite1d resolution, {label} RNO trained at {res['train_steps']} "
+                                     f"steps (Fig. 10a) | {errs} | {paper} | N = {rs[0]['N']} test paths | "
+                                     f"see Fig. 1c row | {hw} |")
+        elif m["exemplar"] == "laminate":
+            rows = m["error_vs_k"]
+            for case in dict.fromkeys(r["case"] for r in rows):
+                rs = [r for r in rows if r["case"] == case]
+                errs = ", ".join(f"k={r['k']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)
+                r0 = rs[0]
+                lines.append(f"| laminate {case}, error vs k (Fig. 3a, direct) | {errs} | ~1-1.5% at k = 3 "
+                             f"(640/160 paths) | {r0['n_train']}/{r0['n_test']} paths, 100 steps | "
+                             f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
+    text = "\n".join(lines) + "\n"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+    return text
