@@ -244,3 +244,24 @@ def test_heat2d_gcnn_trains_on_the_shared_stack_and_loads_back(heat2d_small, tmp
     ids = data.subset(1)
     pred = ys.inverse(predict(model, data.samples(ids, xs, ys), collate_graphs))[:, 0]
     assert regression_metrics(data.y[ids, 0], pred) == pytest.approx(info["metrics"]["test"])
+
+
+def test_lbfgs_phase_after_adam_resumes_to_the_same_weights(c1d, tmp_path):
+    """Adam epochs then full-batch L-BFGS epochs (train.lbfgs_epochs): the training loss drops in
+    the L-BFGS phase, and a run killed inside it (and inside the Adam phase) resumes bit for bit."""
+    tr, va = in_memory(c1d["store"], c1d["train"]), in_memory(c1d["store"], c1d["val"])
+    s = settings(max_epochs=3, lbfgs_epochs=3, lbfgs_max_iter=4, schedule="none")
+    full = fresh()
+    done = train(full, tr, va, collate_tensors, s, tmp_path / "full", progress=False, run_id="l")
+    assert done["finished"] and (done["adam_epochs"], done["lbfgs_epochs"], done["epochs"]) == (3, 3, 6)
+    hist = read_history(tmp_path / "full" / "history.csv")
+    assert len(hist) == 6 and math.isnan(hist[-1]["lr"]) and hist[-1]["train_loss"] < hist[2]["train_loss"]
+    part = tmp_path / "part"
+    for seed in (0, 5):  # killed in the Adam phase, then inside the L-BFGS phase (new process: other init)
+        out = train(fresh(seed), tr, va, collate_tensors, s, part, progress=False, run_id="l", stop_after_epochs=2)
+        assert not out["finished"]
+    resumed = fresh(6)
+    assert train(resumed, tr, va, collate_tensors, s, part, progress=False, run_id="l")["finished"]
+    for name in ("last.pt", "best.pt"):
+        assert_same_weights(torch.load(tmp_path / "full" / name, weights_only=False)["model"],
+                            torch.load(part / name, weights_only=False)["model"])

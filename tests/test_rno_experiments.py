@@ -1,0 +1,92 @@
+"""RNO experiments of paper 'rno' (homlearn.train.history, homlearn.evaluate.history) on real
+small data: a single-N composite1d store (the history-models helper's material: E = 1 GPa,
+n = 3, sigma0 = 0.3 GPa, slow enough relaxation for forward Euler at 50 steps)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from homlearn.config import ConfigError, validate_config
+
+
+@pytest.fixture(scope="module")
+def c1d_store(tmp_path_factory):
+    from homlearn.datasets.composite1d import run_solve_stage
+
+    root = tmp_path_factory.mktemp("rno_exp")
+    cfg = validate_config({"composite1d": {"segments": [1], "paths_per_n": 40, "batch_size": 40,
+                                           "young_range": [1.0, 1.0], "exponent_range": [3.0, 3.0],
+                                           "yield_stress_range": [0.3, 0.3],
+                                           "path": {"n_steps": 400, "n_out": 100}},
+                           "dask": {"progress": False}})
+    rep = run_solve_stage(cfg["composite1d"], cfg["dask"], root / "c1d.zarr", 1)
+    assert rep.samples_done == 40
+    return root / "c1d.zarr"
+
+
+TRAIN = {"lr": 1e-3, "batch_size": 30, "max_epochs": 50, "lbfgs_epochs": 15, "schedule": "none",
+         "loss": "relative_l2", "device": "cpu", "tensorboard": False, "patience": 100000}
+
+
+@pytest.fixture(scope="module")
+def c1d_models(c1d_store, tmp_path_factory):
+    """k = 1 E-VP RNO trained as above (30 train / 10 test paths at 100 steps); a k = 0 RNO and a
+    k = 1 VE RNO briefly (the evaluation only needs them to exist)."""
+    from homlearn.train.history import train_history
+
+    models = tmp_path_factory.mktemp("rno_models")
+    hyper = {"width": 100, "depth": 4}
+    infos = {"k1": train_history(c1d_store, "composite1d", models / "rno_N1_k1", model="rno", k=1, group=1,
+                                 hyper=hyper, train_cfg=TRAIN, progress=False)}
+    short = {**TRAIN, "max_epochs": 5, "lbfgs_epochs": 1, "lbfgs_max_iter": 5}
+    infos["k0"] = train_history(c1d_store, "composite1d", models / "rno_N1_k0", model="rno", k=0, group=1,
+                                hyper=hyper, train_cfg=short, progress=False)
+    infos["ve"] = train_history(c1d_store, "composite1d", models / "rno_ve_N1_k1", model="rno_ve", k=1, group=1,
+                                hyper=hyper, train_cfg=short, progress=False)
+    return models, infos
+
+
+def test_rno_k1_reaches_2_percent_through_the_shared_trainer(c1d_models):
+    """Adam (50 full-batch epochs) + 15 L-BFGS epochs: test error (eq. 16) under 2%; model.json
+    holds config, fingerprint, epochs of both phases and the metrics."""
+    models, infos = c1d_models
+    info = infos["k1"]
+    print("k=1 composite1d:", info["metrics"], info["training"]["seconds_total"])
+    assert info["metrics"]["test"]["relative_l2"] < 0.02
+    assert info["metrics"]["train"]["n"] == 30 and info["metrics"]["test"]["n"] == 10
+    assert info["training"]["adam_epochs"] == 50 and info["training"]["lbfgs_epochs"] == 15
+    assert len(info["dataset_fingerprint"]) == 64 and info["hyperparameters"]["k"] == 1
+    assert json.loads((models / "rno_N1_k1" / "model.json").read_text()) == info
+
+
+def test_composite1d_experiment_writes_metrics_and_figures(c1d_store, c1d_models, tmp_path):
+    """The evaluation: error vs k table, affine fit of the internal variable (Fig. 1d), learned g,
+    and the resolution study on the fine histories (trained at 100 steps, tested at 50..400)."""
+    from homlearn.evaluate.history import C1D_FIGURES, evaluate_composite1d, write_summary
+
+    models, _ = c1d_models
+    res = {"segments": 1, "k": 1, "steps": [50, 100, 200, 400], "models": ["rno", "rno_ve"]}
+    m = evaluate_composite1d(c1d_store, models, tmp_path, [1], [0, 1], res)
+    for name in C1D_FIGURES:
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    assert (tmp_path / "metrics.csv").exists() and json.loads((tmp_path / "metrics.json").read_text()) == m
+    assert [r["k"] for r in m["error_vs_k"]] == [0, 1]
+    assert m["internal_variable_fit"]["relative_residual"] < 0.2  # a learned xi is an affine image of <eps_p>
+    rows = {(r["model"], r["steps"]): r["test_relative_l2"] for r in m["resolution"]["rows"]}
+    assert m["resolution"]["train_steps"] == 100 and len(rows) == 8
+    print("resolution:", rows)
+    assert rows[("rno", 50)] < 0.03 and rows[("rno", 400)] < 0.03  # E-VP: other resolutions too
+    text = write_summary(tmp_path / "summary.md", [tmp_path / "metrics.json"])
+    assert "composite1d N = 1" in text and "Fig. 10a" in text
+
+
+def test_wrong_rno_training_key_is_refused_with_its_name():
+    with pytest.raises(ConfigError, match="learning_rate"):
+        validate_config({"rno": {"composite1d": {"train": {"learning_rate": 0.1}}}})
+    with pytest.raises(ConfigError, match="rno.composite1d.resolution.k"):
+        validate_config({"rno": {"composite1d": {"k": [0, 2]}}})
+    cfg = validate_config({})["rno"]
+    assert (cfg["composite1d"]["width"], cfg["laminate"]["width"], cfg["composite1d"]["train"]["loss"]) == \
+        (100, 200, "relative_l2")
