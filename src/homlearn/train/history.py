@@ -143,8 +143,8 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
         raise ValueError(f"{store}: empty train ({len(tr)}) or test ({len(te)}) split")
     torch.manual_seed(settings.seed)
     net = build_model(model, data.x.shape[-1], data.y.shape[-1], k, hyper)
-    xt, yt = torch.as_tensor(data.x[tr]), torch.as_tensor(data.y[tr])
-    net.fit_scaling(xt, yt, torch.as_tensor(data.t))
+    xt, yt = torch.as_tensor(np.array(data.x[tr])), torch.as_tensor(np.array(data.y[tr]))
+    net.fit_scaling(xt, yt, torch.as_tensor(np.array(data.t)))
     if init is not None:  # transfer learning: weights and scalings of the source model
         net.load_state_dict(torch.load(Path(init) / "best.pt", map_location="cpu", weights_only=False)["model"])
     fp = data.fingerprint()
