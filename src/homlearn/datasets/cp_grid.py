@@ -160,15 +160,10 @@ def create_dataset_store(path, cfg, dim, batch_size):
 
 def run_solve_stage(cfg, dask_cfg, dim, store_path, threads=1, failure_log=None, client=None):
     """Solve every pending cell of cp_grid{dim} (resumable); returns the stage report."""
-    from homlearn.parallel.stage import run_stage_from_config
-    from homlearn.train.trainer import pick_device
+    from homlearn.parallel.stage import run_device_stage
 
     if dim not in DIMS:
         raise ValueError(f"dim must be one of {DIMS}, got {dim!r}")
     create_dataset_store(store_path, cfg, dim, cfg["batch_size"])
-    device = cfg.get("device", "auto")
-    if pick_device(device).type == "cuda":   # one process drives the GPU
-        threads = 1
-    params = {"cfg": dict(cfg), "dim": dim, "device": device}
-    return run_stage_from_config(f"cp_grid{dim}", store_path, solve_batch, params,
-                                 {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log, client=client)
+    return run_device_stage(f"cp_grid{dim}", store_path, solve_batch, cfg, {"dim": dim}, dask_cfg, threads,
+                            failure_log, client)

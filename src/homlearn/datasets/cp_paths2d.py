@@ -137,12 +137,7 @@ def create_dataset_store(path, cfg, batch_size):
 
 def run_solve_stage(cfg, dask_cfg, store_path, threads=1, failure_log=None, client=None):
     """Solve every pending path (resumable); returns the stage report."""
-    from homlearn.parallel.stage import run_stage_from_config
-    from homlearn.train.trainer import pick_device
+    from homlearn.parallel.stage import run_device_stage
 
     create_dataset_store(store_path, cfg, cfg["batch_size"])
-    device = cfg.get("device", "auto")
-    if pick_device(device).type == "cuda":
-        threads = 1
-    return run_stage_from_config("cp_paths2d", store_path, solve_batch, {"cfg": dict(cfg), "device": device},
-                                 {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log, client=client)
+    return run_device_stage("cp_paths2d", store_path, solve_batch, cfg, {}, dask_cfg, threads, failure_log, client)

@@ -116,12 +116,8 @@ def create_dataset_store(path, cfg, contrast, batch_size):
 
 def run_solve_stage(cfg, dask_cfg, contrast, store_path, threads=1, failure_log=None):
     """Solve every pending cell at one contrast ratio (resumable); returns the stage report."""
-    from homlearn.parallel.stage import run_stage_from_config
+    from homlearn.parallel.stage import run_device_stage
 
     create_dataset_store(store_path, cfg, contrast, cfg["batch_size"])
-    device = cfg.get("device", "auto")
-    params = {"cfg": dict(cfg), "contrast": contrast, "device": device}
-    if _device(device).type == "cuda":   # one process drives the GPU; Dask workers would contend for it
-        threads = 1
-    return run_stage_from_config(f"elastic_ls CR{contrast}", store_path, solve_batch, params,
-                                 {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log)
+    return run_device_stage(f"elastic_ls CR{contrast}", store_path, solve_batch, cfg, {"contrast": contrast},
+                            dask_cfg, threads, failure_log)

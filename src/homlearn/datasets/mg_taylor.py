@@ -203,14 +203,9 @@ def create_dataset_store(path, cfg, name, batch_size):
 
 def run_solve_stage(cfg, dask_cfg, name, store_path, threads=1, failure_log=None, client=None):
     """Solve every pending path of case ``name`` (resumable); returns the stage report."""
-    from homlearn.parallel.stage import run_stage_from_config
-    from homlearn.train.trainer import pick_device
+    from homlearn.parallel.stage import run_device_stage
 
     case_cfg(cfg, name)
     create_dataset_store(store_path, cfg, name, cfg["batch_size"])
-    device = cfg.get("device", "auto")
-    if pick_device(device).type == "cuda":   # one process drives the GPU
-        threads = 1
-    params = {"cfg": dict(cfg), "case": name, "device": device}
-    return run_stage_from_config(f"mg_taylor_{name}", store_path, solve_batch, params,
-                                 {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log, client=client)
+    return run_device_stage(f"mg_taylor_{name}", store_path, solve_batch, cfg, {"case": name}, dask_cfg, threads,
+                            failure_log, client)

@@ -107,6 +107,20 @@ def run_stage_from_config(name, store_path, batch_fn, params, dask_cfg, threads=
         return run_stage(name, store_path, batch_fn, params, client, progress, failure_log)
 
 
+def run_device_stage(name, store_path, batch_fn, cfg, params, dask_cfg, threads=1, failure_log=None,
+                     client=None):
+    """:func:`run_stage_from_config` for a stage solved with torch: every task gets the section
+    ``cfg`` and its ``device`` (auto, cpu, cuda) besides ``params``; batches of
+    ``cfg["batch_size"]``; on CUDA one process drives the GPU (Dask workers would contend for it)."""
+    from homlearn.train.device import pick_device
+
+    device = cfg.get("device", "auto")
+    if pick_device(device).type == "cuda":
+        threads = 1
+    return run_stage_from_config(name, store_path, batch_fn, {"cfg": dict(cfg), "device": device, **params},
+                                 {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log, client=client)
+
+
 def _n(layout, b: int) -> int:
     s = layout.batch_samples(b)
     return s.stop - s.start
