@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 __all__ = ["Tangent", "TensorTangent", "as_float64", "pick", "voxel"]
@@ -25,14 +27,17 @@ def voxel(c: torch.Tensor) -> torch.Tensor:
     return c[:, None, None] if c.ndim else c
 
 
-class Tangent:
-    """A linear map ``dx -> dstress`` on fields ``(B, d, d, *grid)`` with a cell selection."""
+class Tangent(ABC):
+    """The interface of an algorithmic tangent: a linear map ``dx -> dstress`` on fields
+    ``(B, d, d, *grid)`` with a cell selection. Every material's tangent implements both."""
 
-    def __call__(self, dx: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def __call__(self, dx: torch.Tensor) -> torch.Tensor:
+        """The stress increment of the field increment ``dx``."""
 
-    def select(self, index: torch.Tensor) -> "Tangent":  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def select(self, index: torch.Tensor) -> "Tangent":
+        """The tangent of the cells ``index``."""
 
 
 class TensorTangent(Tangent):
