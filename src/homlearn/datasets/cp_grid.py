@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-import zarr
 
 from homlearn import __version__
-from homlearn.data.store import BatchWriter, Layout, Variable, create_store
+from homlearn.data.store import Layout, Variable, create_store
 
 SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
 DIMS = ("2d", "3d")
@@ -90,15 +89,10 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     from homlearn.microstructure.voxel_voronoi import rotation_field
     from homlearn.solvers.fft import MacroControl, SolveStatus
     from homlearn.solvers.fft.history import solve_history
-    from homlearn.train.trainer import pick_device
+    from homlearn.parallel.stage import open_device_batch
 
     cfg, dim = params["cfg"], params["dim"]
-    device = pick_device(params["device"])
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    group = zarr.open_group(store_path, mode="r+")
-    writer = BatchWriter(group, batch)
-    idx = np.arange(writer.samples.start, writer.samples.stop)
+    device, writer, idx = open_device_batch(store_path, batch, params["device"])
     pcs = [microstructure(cfg, dim, i) for i in idx]
     d = n_spatial(dim)
     grid = (sample_cfg(cfg, dim)["grid"],) * d

@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-import zarr
 
 from homlearn import __version__
-from homlearn.data.store import BatchWriter, Layout, Variable, create_store
+from homlearn.data.store import Layout, Variable, create_store
 
 SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
 CONTENT_KEYS = ("case", "grid", "n_grains", "microstructure_seed", "n_paths", "max_strain", "t_final",
@@ -76,15 +75,10 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     from homlearn.materials.two_slip_2d import TwoSlipCrystal2D, two_slip_case
     from homlearn.solvers.fft import MacroControl, SolveStatus
     from homlearn.solvers.fft.history import solve_history
-    from homlearn.train.trainer import pick_device
+    from homlearn.parallel.stage import open_device_batch
 
     cfg = params["cfg"]
-    device = pick_device(params["device"])
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    group = zarr.open_group(store_path, mode="r+")
-    writer = BatchWriter(group, batch)
-    idx = np.arange(writer.samples.start, writer.samples.stop)
+    device, writer, idx = open_device_batch(store_path, batch, params["device"])
     pc = microstructure(cfg)
     t, F = paths(cfg, int(idx[0]), len(idx))
     angle = torch.from_numpy(pc.angles[:, 0][pc.grain]).to(device)[None].expand(len(idx), -1, -1).contiguous()

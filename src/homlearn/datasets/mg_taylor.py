@@ -29,10 +29,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-import zarr
 
 from homlearn import __version__
-from homlearn.data.store import STATUS_INADMISSIBLE, BatchWriter, Layout, Variable, create_store
+from homlearn.data.store import STATUS_INADMISSIBLE, Layout, Variable, create_store
 from homlearn.loading.paths import component_pairs, identity_components, random_paths, symmetric_from_components
 
 SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
@@ -127,15 +126,10 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     from homlearn.materials.magnesium import MagnesiumCrystalPlasticity, MgParameters
     from homlearn.solvers.fft import SolveStatus
     from homlearn.solvers.taylor import solve_taylor_prescribed
-    from homlearn.train.trainer import pick_device
+    from homlearn.parallel.stage import open_device_batch
 
     cfg, case = params["cfg"], case_cfg(params["cfg"], params["case"])
-    device = pick_device(params["device"])
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    group = zarr.open_group(store_path, mode="r+")
-    writer = BatchWriter(group, batch)
-    idx = np.arange(writer.samples.start, writer.samples.stop)
+    device, writer, idx = open_device_batch(store_path, batch, params["device"])
     draws = [draw_path(cfg, case, int(i)) for i in idx]
     failures = []
     todo = [k for k, d in enumerate(draws) if d[2]]

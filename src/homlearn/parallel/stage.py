@@ -121,6 +121,22 @@ def run_device_stage(name, store_path, batch_fn, cfg, params, dask_cfg, threads=
                                  {**dask_cfg, "batch_size": cfg["batch_size"]}, threads, failure_log, client=client)
 
 
+def open_device_batch(store_path, batch: int, device_name: str):
+    """In a task of :func:`run_device_stage`: the torch device (one thread per Dask worker on
+    CPU), the batch's :class:`~homlearn.data.store.BatchWriter` and its sample indices."""
+    import torch
+    import zarr
+
+    from homlearn.data.store import BatchWriter
+    from homlearn.train.device import pick_device
+
+    device = pick_device(device_name)
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    writer = BatchWriter(zarr.open_group(store_path, mode="r+"), batch)
+    return device, writer, np.arange(writer.samples.start, writer.samples.stop)
+
+
 def _n(layout, b: int) -> int:
     s = layout.batch_samples(b)
     return s.stop - s.start
