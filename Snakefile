@@ -2,6 +2,7 @@
 #   snakemake --cores N                       (default config.yaml)
 #   snakemake --cores N --configfile workflow/configs/heat2d-paper.yaml
 #   snakemake --cores N viscoelastic3d_all --configfile workflow/configs/viscoelastic3d-paper.yaml
+#   snakemake --cores N rln_all --configfile workflow/configs/rln_elastic_ls-paper.yaml   (GPU)
 #   snakemake --report results/report.html    (after a run)
 import json
 import shlex
@@ -67,6 +68,7 @@ include: "workflow/rules/composite1d.smk"
 include: "workflow/rules/laminate.smk"
 include: "workflow/rules/mg_taylor.smk"
 include: "workflow/rules/rno.smk"
+include: "workflow/rules/rln.smk"
 
 
 rule all:

@@ -16,6 +16,9 @@
     homlearn history evaluate composite1d results/datasets/composite1d.zarr results/rno/composite1d/models results/rno/composite1d --resolution
     homlearn history train laminate results/datasets/laminate_M3.zarr results/rno/laminate/models/M3_k3 --k 3
     homlearn history summary results/summary/history_surrogates.md results/rno/*/metrics.json
+    homlearn rln train results/datasets/elastic_ls_cr10.zarr results/rln/cr10/models/rln --model rln
+    homlearn rln evaluate results/datasets/elastic_ls_cr10.zarr results/rln/cr10/models results/rln/cr10
+    homlearn rln summary results/summary/field_surrogates.md results/rln/cr*/metrics.json
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -218,6 +221,38 @@ def cmd_history_summary(args):
     return 0
 
 
+def cmd_rln_train(args):
+    import torch
+
+    from homlearn.train.rln import train_rln
+
+    torch.set_num_threads(args.threads)
+    cfg = _config(args)["rln"]
+    hyper = {k: cfg[k] for k in ("iterations", "history", "channels")}
+    info = train_rln(args.dataset, args.out, args.model, hyper=hyper, train_cfg=cfg["train"])
+    print(json.dumps(info["metrics"], indent=2))
+    return 0
+
+
+def cmd_rln_evaluate(args):
+    import torch
+
+    from homlearn.evaluate.rln import evaluate_rln
+
+    torch.set_num_threads(args.threads)
+    cfg = _config(args)["rln"]["evaluate"]
+    m = evaluate_rln(args.dataset, args.models, args.out, cfg["batch_size"], cfg["timing_cells"])
+    print(json.dumps({v: [r["mase_mean"], r["mase_std"]] for v, r in m["models"].items()}, indent=1))
+    return 0
+
+
+def cmd_rln_summary(args):
+    from homlearn.evaluate.rln import write_summary
+
+    print(write_summary(args.out, args.metrics))
+    return 0
+
+
 def cmd_validate(args):
     cfg = load_config(args.path)
     print(f"{args.path}: valid")
@@ -384,6 +419,25 @@ def build_parser() -> argparse.ArgumentParser:
     hs.add_argument("out")
     hs.add_argument("metrics", nargs="+")
     hs.set_defaults(func=cmd_history_summary)
+
+    rl = sub.add_parser("rln", help="FLN / RLN-t / RLN strain-field surrogates on elastic_ls (paper rln)"
+                        ).add_subparsers(dest="step", required=True)
+    rt = with_config(rl.add_parser("train", help="train one variant on one elastic_ls store"))
+    rt.add_argument("dataset", help="the elastic_ls Zarr store")
+    rt.add_argument("out", help="model directory")
+    rt.add_argument("--model", default="rln", choices=["fln", "rln_t", "rln"])
+    rt.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    rt.set_defaults(func=cmd_rln_train)
+    re_ = with_config(rl.add_parser("evaluate", help="MASE table, figures and timings of the three variants"))
+    re_.add_argument("dataset", help="the elastic_ls Zarr store")
+    re_.add_argument("models", help="directory holding fln/, rln_t/, rln/")
+    re_.add_argument("out")
+    re_.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    re_.set_defaults(func=cmd_rln_evaluate)
+    rs = rl.add_parser("summary", help="results/summary/field_surrogates.md from metrics JSON files")
+    rs.add_argument("out")
+    rs.add_argument("metrics", nargs="+")
+    rs.set_defaults(func=cmd_rln_summary)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")
