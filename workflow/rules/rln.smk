@@ -1,14 +1,15 @@
 # Recurrent localization networks of paper 'rln' on elastic_ls: FLN, RLN-t and RLN trained per
 # contrast ratio, evaluated per contrast (Table 1, Fig. 6-10, timings), then the summary table
 # results/summary/field_surrogates.md. Named targets: rln_all, rln_cr<contrast> (not in 'all').
-# With rln.data set, the RLN gets its own elastic_ls stores (e.g. a coarser grid on CPU);
+# With rln.data.source 'own', the RLN gets its own elastic_ls stores (e.g. a coarser grid on CPU);
 # otherwise it trains on the elastic_ls stores themselves.
 
 RLN = f"{R}/rln"
 RLN_CFG = config["rln"]
 RLN_CONTRASTS = [f"{c:g}" for c in RLN_CFG["contrasts"]]
 RLN_VARIANTS = ["fln", "rln_t", "rln"]
-RLN_OWN_DATA = bool(RLN_CFG["data"])
+RLN_OWN_DATA = RLN_CFG["data"]["source"] == "own"
+RLN_DATA = {k: v for k, v in RLN_CFG["data"].items() if k != "source"}
 
 
 def _rln_store(contrast):
@@ -37,7 +38,7 @@ rule rln_data:
     output:
         summary=f"{RLN}/data/solve_cr{{contrast}}.json",
     params:
-        cfg=shlex.quote(json.dumps({"elastic_ls": {**config["elastic_ls"], **RLN_CFG["data"],
+        cfg=shlex.quote(json.dumps({"elastic_ls": {**config["elastic_ls"], **RLN_DATA,
                                                    "contrasts": RLN_CFG["contrasts"]},
                                     "dask": config["dask"]}, sort_keys=True)),
         store=lambda w: _rln_store(w.contrast),
