@@ -119,7 +119,9 @@ def test_evaluation_outputs(store, tmp_path):
     assert m["timing"]["devices"]["cpu"]["fft_solver"] > 0 and m["timing"]["devices"]["cpu"]["rln"] > 0
     text = write_summary(tmp_path / "field_surrogates.md", [tmp_path / "eval" / "metrics.json"])
     assert "| elastic_ls CR 10, RLN test MASE (Table 1) |" in text and "1.21% +- 0.37%" in text
-    assert "5/2/5 cells of 8x8x8" in text and "ordering RLN < RLN-t < FLN" in text
+    assert "5/2/5 cells of 8x8x8" in text and "ordering RLN < RLN-t < FLN" in text and "(paired, SE)" in text
+    d = np.array(m["mase_test"]["rln"]) - np.array(m["mase_test"]["rln_t"])
+    assert m["paired"]["rln-rln_t"]["mean"] == pytest.approx(d.mean(), rel=1e-12)
 
 
 def test_bad_config_is_refused_with_the_key_named(store, tmp_path):

@@ -49,11 +49,11 @@ def paper_values(contrast: float) -> dict:
     return PAPER_TABLE1.get(int(round(contrast)), {})
 
 
-def _test_pass(model, samples, batch_size: int) -> dict:
+def _test_pass(model, samples, batch_size: int, device) -> dict:
     """Per-sample MASE of every iterate, and the worst voxel (largest |error| of the last iterate)."""
     per_iter, worst = [], (-1.0, 0, (0, 0, 0))
     start = 0
-    for pred, true in predict_iterates(model, samples, batch_size, last_only=False):
+    for pred, true in predict_iterates(model, samples, batch_size, device, last_only=False):
         per_iter.append(np.stack([mase(pred[:, i], true) for i in range(pred.shape[1])], axis=1))
         err = np.abs(pred[:, -1] - true)
         b = int(np.argmax(err.reshape(len(err), -1).max(axis=1)))
@@ -61,6 +61,14 @@ def _test_pass(model, samples, batch_size: int) -> dict:
             worst = (float(err[b].max()), start + b, np.unravel_index(int(np.argmax(err[b])), err[b].shape))
         start += len(pred)
     return {"mase_iterates": np.concatenate(per_iter), "worst": worst}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict:
+    """Paired comparison of two models' per-microstructure MASE on the same test cells: mean of
+    a - b, its standard error, and the fraction of cells where a is better."""
+    d = np.asarray(a) - np.asarray(b)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"mean": float(d.mean()), "standard_error": se, "fraction_first_better": float(np.mean(d < 0))}
 
 
 def time_per_microstructure(store, models: Mapping[str, torch.nn.Module], samples, n_cells: int,
@@ -131,8 +139,13 @@ def _slice_figure(path, title, rows: Sequence[tuple[str, Sequence[tuple[str, np.
     plt.close(fig)
 
 
-def evaluate_rln(store, models_dir, out_dir, batch_size: int = 16, timing_cells: int = 8) -> dict:
-    """``metrics.json``, ``metrics.csv`` (Table 1 analogue) and :data:`FIGURES` for one store."""
+def evaluate_rln(store, models_dir, out_dir, batch_size: int = 16, timing_cells: int = 8,
+                 device: str = "auto") -> dict:
+    """``metrics.json``, ``metrics.csv`` (Table 1 analogue) and :data:`FIGURES` for one store;
+    the test pass runs on ``device`` (auto: CUDA when present)."""
+    from homlearn.train.trainer import pick_device
+
+    dev = pick_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     test = split_samples(store, "test")
@@ -141,8 +154,9 @@ def evaluate_rln(store, models_dir, out_dir, batch_size: int = 16, timing_cells:
     paper = paper_values(contrast)
     models, infos, passes = {}, {}, {}
     for v in VARIANTS:
-        models[v], infos[v] = load_rln(Path(models_dir) / v)
-        passes[v] = _test_pass(models[v], test, batch_size)
+        models[v], infos[v] = load_rln(Path(models_dir) / v, dev)
+        passes[v] = _test_pass(models[v], test, batch_size, dev)
+        models[v].to("cpu")
     rows, table = {}, []
     for v in VARIANTS:
         e = passes[v]["mase_iterates"]
@@ -157,8 +171,11 @@ def evaluate_rln(store, models_dir, out_dir, batch_size: int = 16, timing_cells:
                                               "paper_mase_std", "epochs", "train_seconds")})
     order = [rows[v]["mase_mean"] for v in ("rln", "rln_t", "fln")]
     metrics = {"exemplar": "elastic_ls", "store": str(store), "contrast": contrast, "mean_strain": eps,
-               "n_test": len(test), "models": rows, "ordering_rln_lt_rln_t_lt_fln": bool(order[0] < order[1] < order[2]),
+               "device": str(dev), "n_test": len(test), "models": rows,
+               "ordering_rln_lt_rln_t_lt_fln": bool(order[0] < order[1] < order[2]),
                "mase_test": {v: passes[v]["mase_iterates"][:, -1].tolist() for v in VARIANTS}}
+    metrics["paired"] = {f"{a}-{b}": paired_difference(metrics["mase_test"][a], metrics["mase_test"][b])
+                         for a, b in (("rln", "rln_t"), ("rln_t", "fln"))}
     with open(out / "metrics.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(table[0]))
         w.writeheader()
@@ -260,9 +277,13 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                          f"{r['mase_std']:.2f}% | {paper} | {size} | {r['epochs']} (best {r['best_epoch']}, "
                          f"{r['train_seconds'] / 60:.1f} min) | {r['hardware']} |")
         ok = "holds" if m["ordering_rln_lt_rln_t_lt_fln"] else "does NOT hold"
-        means = ", ".join(f"{m['models'][v]['model']} {m['models'][v]['mase_mean']:.2f}%" for v in ("rln", "rln_t", "fln"))
-        lines.append(f"| elastic_ls CR {cr:g}, ordering RLN < RLN-t < FLN | {ok} ({means}) | holds | as above | "
-                     f"as above | as above |")
+        means = ", ".join(f"{m['models'][v]['model']} {m['models'][v]['mase_mean']:.2f}%"
+                          for v in ("rln", "rln_t", "fln"))
+        paired = "; ".join(f"{k.replace('rln_t', 'RLN-t').replace('rln', 'RLN').replace('fln', 'FLN')} "
+                           f"{d['mean']:+.2f} +- {d['standard_error']:.2f} (paired, SE)"
+                           for k, d in m.get("paired", {}).items())
+        lines.append(f"| elastic_ls CR {cr:g}, ordering RLN < RLN-t < FLN | {ok} ({means}; {paired}) | holds | "
+                     f"as above | as above | as above |")
         t = m["timing"]
         for dev, row in t["devices"].items():
             nets = ", ".join(f"{LABELS[v]} {1e3 * row[v]:.1f} ms" for v in VARIANTS)
