@@ -133,6 +133,8 @@ def test_bad_config_is_refused_with_the_key_named(store, tmp_path):
         validate_config({"rln": {"data": {"source": "mine"}}})
     with pytest.raises(ConfigError, match="max_epoch"):
         train_rln(store, tmp_path / "x", "rln", hyper=TINY, train_cfg={"max_epoch": 3})
+    with pytest.raises(ValueError, match="rln.train.loss"):
+        train_rln(store, tmp_path / "x", "rln", hyper=TINY, train_cfg={**TRAIN, "loss": "relative_l2"})
     with pytest.raises(ValueError, match="rln2"):
         train_rln(store, tmp_path / "x", "rln2", hyper=TINY, train_cfg=TRAIN)
 

@@ -279,8 +279,8 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
         ok = "holds" if m["ordering_rln_lt_rln_t_lt_fln"] else "does NOT hold"
         means = ", ".join(f"{m['models'][v]['model']} {m['models'][v]['mase_mean']:.2f}%"
                           for v in ("rln", "rln_t", "fln"))
-        paired = "; ".join(f"{k.replace('rln_t', 'RLN-t').replace('rln', 'RLN').replace('fln', 'FLN')} "
-                           f"{d['mean']:+.2f} +- {d['standard_error']:.2f} (paired, SE)"
+        paired = "; ".join(f"{' - '.join(LABELS[v] for v in k.split('-'))}: {d['mean']:+.2f} +- "
+                           f"{d['standard_error']:.2f} (paired, SE)"
                            for k, d in m.get("paired", {}).items())
         lines.append(f"| elastic_ls CR {cr:g}, ordering RLN < RLN-t < FLN | {ok} ({means}; {paired}) | holds | "
                      f"as above | as above | as above |")

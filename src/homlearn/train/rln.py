@@ -124,6 +124,9 @@ def train_rln(store, out_dir, variant: str, *, hyper: Mapping[str, Any] | None =
     if variant not in VARIANTS:
         raise ValueError(f"unknown RLN variant {variant!r}; allowed: {', '.join(VARIANTS)}")
     settings = TrainSettings.from_config(train_cfg or {})
+    if settings.loss != "mse":
+        raise ValueError(f"config key 'rln.train.loss': {settings.loss!r}; the RLN's calibration loss is the MSE "
+                         "summed over the iterates (paper section 3.2): only 'mse' is allowed")
     data = {name: split_samples(store, name) for name in SPLITS}
     for name, s in data.items():
         if not len(s):
