@@ -261,7 +261,7 @@ def cmd_store_verify(args):
     from homlearn.data.integrity import StoreIntegrityError, verify_store
 
     try:
-        verify_store(args.store, decode=not args.quick)
+        verify_store(args.store, decode=not args.quick, require_done=not args.allow_pending)
     except StoreIntegrityError as exc:
         print(f"homlearn: {exc}", file=sys.stderr)
         return 1
@@ -418,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv = st.add_parser("verify", help="detect a corrupted, truncated or incomplete store")
     sv.add_argument("store")
     sv.add_argument("--quick", action="store_true", help="structure and chunk files only, no decoding")
+    sv.add_argument("--allow-pending", action="store_true", help="a store whose stage has not finished yet")
     sv.set_defaults(func=cmd_store_verify)
     sh = st.add_parser("hash", help="SHA-256 of every variable's values (not of the chunk files)")
     sh.add_argument("store")

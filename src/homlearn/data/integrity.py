@@ -8,6 +8,8 @@ inside a codec with no path in the message. ``verify_store`` makes both loud, na
 * every batch that was written (any sample not pending) has every chunk file of every per-sample
   and ragged array, non-empty (stores record ``empty_chunks_written``: their writers store
   all-fill chunks too, so a missing file is always a loss);
+* with ``require_done`` (the default), no sample is pending: a finished stage leaves none (a stage
+  with failed tasks exits non-zero), so one that reads as pending lost its status chunk;
 * ragged offsets and counts of finished samples stay inside their batch's block;
 * with ``decode`` (the default), every chunk decodes (zstd frames are checksummed in new stores).
 
@@ -39,7 +41,7 @@ class StoreIntegrityError(RuntimeError):
                          f"rebuild it (delete it and rerun its stage):\n  - {listed}{more}")
 
 
-def verify_store(path: Path | str, decode: bool = True) -> None:
+def verify_store(path: Path | str, decode: bool = True, require_done: bool = True) -> None:
     """Raise :class:`StoreIntegrityError` naming ``path`` if the store is damaged (see module doc)."""
     path = Path(path)
     try:
@@ -49,23 +51,23 @@ def verify_store(path: Path | str, decode: bool = True) -> None:
         raise StoreIntegrityError(path, [f"cannot open the group: {type(exc).__name__}: {exc}"]) from exc
     problems: list[str] = []
     if "layout" in group.attrs and "status" in arrays:
-        problems += _check_layout(path, group, arrays)
+        problems += _check_layout(path, group, arrays, require_done)
     if decode and not problems:
         problems += _check_decode(arrays)
     if problems:
         raise StoreIntegrityError(path, problems)
 
 
-def open_dataset(path: Path | str, decode: bool = True, **open_kwargs):
+def open_dataset(path: Path | str, decode: bool = True, require_done: bool = True, **open_kwargs):
     """``xarray.open_zarr`` of a verified store (:func:`verify_store` first)."""
     import xarray as xr
 
-    verify_store(path, decode=decode)
+    verify_store(path, decode=decode, require_done=require_done)
     open_kwargs.setdefault("consolidated", None)
     return xr.open_zarr(path, **open_kwargs)
 
 
-def _check_layout(path: Path, group: zarr.Group, arrays: dict) -> list[str]:
+def _check_layout(path: Path, group: zarr.Group, arrays: dict, require_done: bool) -> list[str]:
     problems = []
     try:
         lay = layout_of(group)
@@ -93,6 +95,10 @@ def _check_layout(path: Path, group: zarr.Group, arrays: dict) -> list[str]:
             continue
         if complete:
             problems += _missing_chunks(path, name, arr, written)
+    pending = np.flatnonzero(status == STATUS_PENDING)
+    if require_done and len(pending):
+        problems.append(f"{len(pending)} sample(s) still pending (e.g. {pending[:5].tolist()}): the stage did not "
+                        "finish or a status chunk was lost; rerun the stage")
     for dim in lay.capacity:
         problems += _check_offsets(arrays, lay, dim, status)
     return problems
