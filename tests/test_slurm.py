@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,9 @@ def test_slurm_pipeline_equals_local_run_and_resumes_after_scancel(slurm, tmp_pa
     assert all(j["NumCPUs"] == "1" for j in solve)                 # the driver only: workers are jobs
     workers = [j for j in rows if j.get("JobName") == "dask-worker"]
     assert len(workers) >= 2, rows                                 # one worker job per attempt at least
+    # the cancelled driver closed its cluster: its worker job was cancelled, not left to time out
+    gap = datetime.fromisoformat(workers[0]["EndTime"]) - datetime.fromisoformat(solve[0]["EndTime"])
+    assert workers[0]["JobState"] == "CANCELLED" and gap.total_seconds() <= 10, (workers[0], solve[0])
     rep = json.loads((results / "composite1d" / "solve.json").read_text())
     assert rep["samples_done"] == N_PATHS and rep["samples_failed"] == 0 and rep["broken_batches"] == []
     assert 1 <= rep["batches_run"] <= N_PATHS // BATCH - len(done_at_cancel), rep
