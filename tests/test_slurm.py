@@ -104,6 +104,9 @@ def test_slurm_pipeline_equals_local_run_and_resumes_after_scancel(slurm, tmp_pa
     workers = [j for j in rows if j.get("JobName") == "dask-worker"]
     assert len(workers) >= 2, rows                                 # one worker job per attempt at least
     # the cancelled driver closed its cluster: its worker job was cancelled, not left to time out
+    script = subprocess.run(["scontrol", "write", "batch_script", workers[-1]["JobId"], "-"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "#SBATCH -p test" in script and "export OMP_NUM_THREADS=1" in script, script  # driver's partition
     gap = datetime.fromisoformat(workers[0]["EndTime"]) - datetime.fromisoformat(solve[0]["EndTime"])
     assert workers[0]["JobState"] == "CANCELLED" and gap.total_seconds() <= 10, (workers[0], solve[0])
     rep = json.loads((results / "composite1d" / "solve.json").read_text())
@@ -137,3 +140,31 @@ def test_slurm_pipeline_equals_local_run_and_resumes_after_scancel(slurm, tmp_pa
     ma = json.loads((model_dir / "model.json").read_text())["metrics"]
     mb = json.loads((local / "model" / "model.json").read_text())["metrics"]
     assert ma == mb
+
+
+def test_worker_jobs_from_config():
+    """dask.slurm -> SLURMCluster arguments: sizes, a lifetime inside the walltime, one BLAS thread,
+    this checkout and the JIT cache in the job script; bad settings name their key."""
+    from homlearn.config import ConfigError, validate_config
+    from homlearn.parallel.slurm import cluster_kwargs, job_prologue, walltime_seconds
+
+    assert [walltime_seconds(w) for w in ("30", "30:15", "1:00:00", "1-2", "1-2:30", "2-00:00:01")] == \
+        [1800, 1815, 3600, 93600, 95400, 172801]
+    cfg = validate_config({"dask": {"cluster": "slurm", "slurm": {
+        "cores": 8, "memory": "16GB", "walltime": "02:00:00", "lifetime_stagger": "5m",
+        "job_extra_directives": ["--qos=long"], "interface": "ib0"}}})["dask"]["slurm"]
+    kw = cluster_kwargs(cfg)
+    assert (kw["cores"], kw["processes"], kw["memory"], kw["interface"]) == (8, 8, "16GB", "ib0")
+    assert kw["job_extra_directives"] == ["--qos=long"] and kw["python"] == sys.executable
+    assert "--lifetime=6780s" in kw["worker_extra_args"]        # 2 h - 5 min - 2 min
+    assert "--lifetime-stagger=300s" in kw["worker_extra_args"]
+    lines = job_prologue({"PYTHONPATH": "/elsewhere", "XDG_CACHE_HOME": "/shared/cache"}, cwd="/work dir")
+    assert "export OMP_NUM_THREADS=1" in lines and "export XDG_CACHE_HOME=/shared/cache" in lines
+    assert f"export PYTHONPATH={ROOT / 'src'}:/elsewhere" in lines and "cd '/work dir'" in lines
+    for bad, key in (({"walltime": "00:05:00"}, "dask.slurm.lifetime"),
+                     ({"cores": 4, "processes": 3}, "dask.slurm.processes"),
+                     ({"lifetime": "soon"}, "dask.slurm.lifetime"),
+                     ({"minimum_jobs": 5, "maximum_jobs": 2}, "dask.slurm.minimum_jobs"),
+                     ({"memory": "lots"}, "dask.slurm.memory")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            validate_config({"dask": {"cluster": "slurm", "slurm": bad}})

@@ -98,8 +98,9 @@ def cluster_kwargs(slurm_cfg: Mapping[str, Any]) -> dict[str, Any]:
         "processes": processes,
         "memory": slurm_cfg["memory"],
         "walltime": slurm_cfg["walltime"],
-        "queue": slurm_cfg.get("queue"),
-        "account": slurm_cfg.get("account"),
+        # the driver's own partition and account by default (the jobstep drops SBATCH_* from its env)
+        "queue": slurm_cfg.get("queue") or os.environ.get("SBATCH_PARTITION") or os.environ.get("SLURM_JOB_PARTITION"),
+        "account": slurm_cfg.get("account") or os.environ.get("SBATCH_ACCOUNT") or os.environ.get("SLURM_JOB_ACCOUNT"),
         "interface": slurm_cfg.get("interface"),
         "job_extra_directives": list(slurm_cfg.get("job_extra_directives", [])),
         "job_script_prologue": job_prologue(),
@@ -107,7 +108,7 @@ def cluster_kwargs(slurm_cfg: Mapping[str, Any]) -> dict[str, Any]:
         "log_directory": slurm_cfg["log_directory"],
         "death_timeout": int(slurm_cfg["death_timeout"]),
         "python": sys.executable,
-        "worker_extra_args": [f"--lifetime={life}s", f"--lifetime-stagger={stagger}s"],
+        "worker_extra_args": [f"--lifetime={life}s", f"--lifetime-stagger={stagger}s", "--no-dashboard"],
         "scheduler_options": {"dashboard_address": None},
     }
     return {k: v for k, v in kwargs.items() if v is not None}
