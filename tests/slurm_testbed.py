@@ -44,7 +44,7 @@ def ensure_packages() -> None:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300", *PACKAGES]
     try:
         if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
             subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)

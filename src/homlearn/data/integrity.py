@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from homlearn.data.store import STATUS_CODES, STATUS_PENDING, layout_of
+from homlearn.data.store import STATUS_CODES, STATUS_DONE, STATUS_PENDING, layout_of
 
 MAX_LISTED = 8
 
@@ -127,7 +127,7 @@ def _check_offsets(arrays: dict, lay, dim: str, status: np.ndarray) -> list[str]
         off, cnt = np.asarray(off[:]), np.asarray(cnt[:])
     except Exception as exc:
         return [f"{dim}_offset / {dim}_count do not decode: {type(exc).__name__}: {exc}"]
-    done = np.flatnonzero(status == 1)
+    done = np.flatnonzero(status == STATUS_DONE)
     size = lay.batch_size * lay.capacity[dim]
     start = (done // lay.batch_size) * size
     bad = done[(off[done] < start) | (off[done] + cnt[done] > start + size) | (cnt[done] < 0)]
