@@ -81,11 +81,11 @@ def test_slurm_pipeline_equals_local_run_and_resumes_after_scancel(slurm, tmp_pa
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
         try:
             # cancel the solve job once its workers have finished a batch, before they finish all
-            deadline = time.time() + 300
-            while time.time() < deadline and proc.poll() is None and not _done_batches(store):
+            deadline, job = time.time() + 300, None
+            while time.time() < deadline and proc.poll() is None and not (job and _done_batches(store)):
+                job = job or (store.exists() and _running_solve_job())  # known before its first batch ends
                 time.sleep(0.1)
-            job = _running_solve_job()
-            assert job is not None and proc.poll() is None, log.read_text()[-3000:]
+            assert job and proc.poll() is None, log.read_text()[-3000:]
             subprocess.run(["scancel", job["JobId"]], check=True)
             done_at_cancel = _done_batches(store)
             assert 1 <= len(done_at_cancel) < N_PATHS // BATCH, "the stage ended before scancel: make it longer"
