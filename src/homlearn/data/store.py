@@ -53,7 +53,7 @@ zarr.config.set({"array.write_empty_chunks": True})
 
 
 class RegionError(ValueError):
-    """A write that does not cover whole chunks (it could silently lose rows in zarr v3)."""
+    """A write that does not cover whole chunks/shards (it could silently lose rows in zarr v3)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def create_store(path: Path | str, layout: Layout, variables: Mapping[str, Varia
     group.attrs.update(dict(attrs or {}))
     group.attrs["layout"] = _layout_attrs(layout)
     group.attrs["content"] = content
-    group.attrs["empty_chunks_written"] = True  # BatchWriter stores all-fill chunks: a missing one is a loss
+    group.attrs["empty_chunks_written"] = True  # writers store all-fill chunks: a missing one is a loss
     return group
 
 
