@@ -59,6 +59,7 @@ def gpu_resource(train):
     return 0 if train["device"] == "cpu" else train["gpu"]
 
 
+include: "workflow/rules/cluster.smk"  # stage_threads, stage_mem_mb (used by the solve rules)
 include: "workflow/rules/heat2d.smk"
 include: "workflow/rules/elastic_ls.smk"
 include: "workflow/rules/cp_grid.smk"

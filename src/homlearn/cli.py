@@ -20,6 +20,8 @@
     homlearn rln evaluate results/datasets/elastic_ls_cr10.zarr results/rln/cr10/models results/rln/cr10
     homlearn rln summary results/summary/field_surrogates.md results/rln/cr*/metrics.json
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
+    homlearn store verify results/datasets/heat2d.zarr     # damaged or truncated? (names what)
+    homlearn store hash results/datasets/heat2d.zarr       # content hash of every variable's values
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
 validates it before doing anything.
@@ -290,6 +292,27 @@ def cmd_export(args):
     return 0
 
 
+def cmd_store_verify(args):
+    from homlearn.data.integrity import StoreIntegrityError, verify_store
+
+    try:
+        verify_store(args.store, decode=not args.quick, require_done=not args.allow_pending)
+    except StoreIntegrityError as exc:
+        print(f"homlearn: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.store}: ok")
+    return 0
+
+
+def cmd_store_hash(args):
+    from homlearn.data.digest import content_hash, variable_hashes
+
+    if args.variables:
+        print(json.dumps(variable_hashes(args.store), indent=1))
+    print(content_hash(args.store))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="homlearn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -444,6 +467,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("sample", type=int)
     x.add_argument("out")
     x.set_defaults(func=cmd_export)
+
+    st = sub.add_parser("store", help="check or hash a dataset store").add_subparsers(dest="action", required=True)
+    sv = st.add_parser("verify", help="detect a corrupted, truncated or incomplete store")
+    sv.add_argument("store")
+    sv.add_argument("--quick", action="store_true", help="structure and chunk files only, no decoding")
+    sv.add_argument("--allow-pending", action="store_true", help="a store whose stage has not finished yet")
+    sv.set_defaults(func=cmd_store_verify)
+    sh = st.add_parser("hash", help="SHA-256 of every variable's values (not of the chunk files)")
+    sh.add_argument("store")
+    sh.add_argument("--variables", action="store_true", help="also print one hash per variable")
+    sh.set_defaults(func=cmd_store_hash)
     return p
 
 

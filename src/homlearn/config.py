@@ -143,8 +143,27 @@ def _check_semantics(config: dict[str, Any]) -> None:
     dask = config.get("dask", {})
     if dask.get("cluster") == "address" and not dask.get("address"):
         problems.append("config key 'dask.address' is required when 'dask.cluster' is 'address'")
+    if dask.get("cluster") == "slurm":
+        problems += _slurm_problems(dask.get("slurm", {}))
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def _slurm_problems(slurm: dict[str, Any]) -> list[str]:
+    """dask.slurm: processes divide cores, min <= max jobs, workers retire before the walltime."""
+    from homlearn.parallel.slurm import worker_lifetime
+
+    out = []
+    cores, procs = slurm.get("cores", 1), slurm.get("processes") or slurm.get("cores", 1)
+    if cores % procs:
+        out.append(f"config key 'dask.slurm.processes' ({procs}) must divide 'dask.slurm.cores' ({cores})")
+    if slurm.get("minimum_jobs", 0) > slurm.get("maximum_jobs", 8):
+        out.append("config key 'dask.slurm.minimum_jobs' must not exceed 'dask.slurm.maximum_jobs'")
+    try:
+        worker_lifetime(slurm)
+    except (ValueError, KeyError) as exc:
+        out.append(str(exc))
+    return out
 
 
 def load_config(path: Path | str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ rule composite1d_solve:
     params:
         cfg=_c1d_config_json(),
         store=f"{R}/datasets/composite1d.zarr",
-    threads: max(1, min(workflow.cores, _C1D_BATCHES))  # no more Dask workers than batches; 1 = in process
+    threads: stage_threads(_C1D_BATCHES)  # no more Dask workers than batches; 1 = in process
     resources:
-        mem_mb=lambda w, threads: 1000 * max(1, threads),
+        mem_mb=stage_mem_mb(1000),
     log:
         f"{C1D}/logs/solve.log",
     conda:

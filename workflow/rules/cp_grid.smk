@@ -13,9 +13,9 @@ rule cp_grid_solve:
         store=lambda w: f"{R}/datasets/cp_grid{w.dim}.zarr",
     wildcard_constraints:
         dim="2d|3d",
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 2000 * max(1, threads),
+        mem_mb=stage_mem_mb(2000),
     log:
         f"{CP}/logs/solve_{{dim}}.log",
     conda:

@@ -10,9 +10,9 @@ rule cp_paths2d_solve:
     params:
         cfg=config_json("cp_paths2d"),
         store=f"{R}/datasets/cp_paths2d.zarr",
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 2000 * max(1, threads),
+        mem_mb=stage_mem_mb(2000),
     log:
         f"{CPP}/logs/solve.log",
     conda:

@@ -13,9 +13,9 @@ rule elastic_ls_solve:
         store=lambda w: f"{R}/datasets/elastic_ls_cr{w.contrast}.zarr",
     wildcard_constraints:
         contrast="|".join(EL_CONTRASTS),
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 1500 * max(1, threads),
+        mem_mb=stage_mem_mb(1500),
     log:
         f"{EL}/logs/solve_cr{{contrast}}.log",
     conda:

@@ -26,9 +26,9 @@ rule heat2d_microstructure:
     params:
         cfg=config_json("heat2d", drop=DATA_KEYS_EXCLUDED),
         store=f"{H}/microstructures.zarr",
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 1500 * max(1, threads),
+        mem_mb=stage_mem_mb(1500),
     log:
         f"{H}/logs/microstructure.log",
     conda:
@@ -47,9 +47,9 @@ rule heat2d_solve:
         cfg=config_json("heat2d", drop=DATA_KEYS_EXCLUDED),
         micro=f"{H}/microstructures.zarr",
         store=f"{R}/datasets/heat2d.zarr",
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 2000 * max(1, threads),
+        mem_mb=stage_mem_mb(2000),
     log:
         f"{H}/logs/solve.log",
     conda:

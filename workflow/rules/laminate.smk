@@ -19,9 +19,9 @@ rule laminate_solve:
         store=lambda w: f"{R}/datasets/laminate_{w.case}.zarr",
     wildcard_constraints:
         case="|".join(LAM_CASES),
-    threads: max(1, min(workflow.cores, _LAM_BATCHES))  # no more Dask workers than batches; 1 = in process
+    threads: stage_threads(_LAM_BATCHES)  # no more Dask workers than batches; 1 = in process
     resources:
-        mem_mb=lambda w, threads: 1000 * max(1, threads),
+        mem_mb=stage_mem_mb(1000),
     log:
         f"{LAM}/logs/solve_{{case}}.log",
     conda:

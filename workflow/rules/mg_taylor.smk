@@ -13,9 +13,9 @@ rule mg_taylor_solve:
         store=lambda w: f"{R}/datasets/mg_taylor_{w.case}.zarr",
     wildcard_constraints:
         case="[a-z0-9_]+",
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 2000 * max(1, threads),
+        mem_mb=stage_mem_mb(2000),
     log:
         f"{MG}/logs/solve_{{case}}.log",
     conda:

@@ -20,9 +20,9 @@ rule viscoelastic3d_microstructure:
     params:
         cfg=ve_config_json(VE_MESH_KEYS),
         store=f"{VE}/microstructures.zarr",
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 1500 * max(1, threads),
+        mem_mb=stage_mem_mb(1500),
     log:
         f"{VE}/logs/microstructure.log",
     conda:
@@ -41,9 +41,9 @@ rule viscoelastic3d_solve:
         cfg=ve_config_json(),
         micro=f"{VE}/microstructures.zarr",
         store=f"{R}/datasets/viscoelastic3d.zarr",
-    threads: workflow.cores
+    threads: stage_threads()
     resources:
-        mem_mb=lambda w, threads: 2500 * max(1, threads),
+        mem_mb=stage_mem_mb(2500),
     log:
         f"{VE}/logs/solve.log",
     conda:

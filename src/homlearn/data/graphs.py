@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from homlearn.data.store import STATUS_DONE
 
@@ -80,7 +79,9 @@ class GraphDataset:
 
 def load_heat2d_graphs(path: Path | str) -> GraphDataset:
     """Read every finished sample (status done) of the heat2d dataset store."""
-    ds = xr.open_zarr(path, consolidated=None)
+    from homlearn.data.integrity import open_dataset
+
+    ds = open_dataset(path)  # refuses a damaged store, naming it
     status = ds["status"].values
     done = np.flatnonzero(status == STATUS_DONE)
     if len(done) == 0:

@@ -45,8 +45,10 @@ class ZarrSamples(torch.utils.data.Dataset):
     @property
     def dataset(self) -> xr.Dataset:
         """The store, opened lazily (no dask; reads happen on indexing)."""
-        if self._ds is None:
-            self._ds = xr.open_zarr(self.store, consolidated=None, chunks=None)
+        if self._ds is None:  # structure and chunk files checked; a truncated chunk fails on its read
+            from homlearn.data.integrity import open_dataset
+
+            self._ds = open_dataset(self.store, decode=False, chunks=None)
         return self._ds
 
     def __getstate__(self):  # DataLoader workers reopen the store themselves

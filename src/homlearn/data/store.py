@@ -13,8 +13,9 @@ Layout
   A batch writes its data first and its status last, so a killed stage resumes by redoing
   exactly the batches that still have pending samples.
 
-Zarr v3 has no locks: a write that covers part of a chunk from two processes silently loses
-data. `write_block` therefore refuses any region that is not made of whole chunks.
+Zarr v3 has no locks: a write that covers part of a chunk (or, for sharded arrays, of a shard)
+from two processes silently loses data. `write_block` therefore refuses any region that is not
+made of whole chunks/shards.
 """
 
 from __future__ import annotations
@@ -44,8 +45,15 @@ STATUS_CODES = {
 }
 
 
+# zarr's default codec (zstd level 0) with the frame checksum on: a damaged chunk fails to decode
+CHECKSUMMED_ZSTD = zarr.codecs.ZstdCodec(level=0, checksum=True)
+# Every chunk a writer touches is stored, all-fill ones too, so that a chunk file missing from a
+# written batch is always a loss (homlearn.data.integrity); zarr skips them by default.
+zarr.config.set({"array.write_empty_chunks": True})
+
+
 class RegionError(ValueError):
-    """A write that does not cover whole chunks (it could silently lose rows in zarr v3)."""
+    """A write that does not cover whole chunks/shards (it could silently lose rows in zarr v3)."""
 
 
 @dataclass(frozen=True)
@@ -134,11 +142,13 @@ def create_store(path: Path | str, layout: Layout, variables: Mapping[str, Varia
         shape = tuple(layout.length(d) for d in var.dims)
         chunks = tuple(layout.chunk(d) for d in var.dims)
         arr = group.create_array(name, shape=shape, chunks=chunks, dtype=var.dtype,
-                                 fill_value=var.fill_value, dimension_names=var.dims)
+                                 fill_value=var.fill_value, dimension_names=var.dims,
+                                 compressors=CHECKSUMMED_ZSTD)
         arr.attrs.update(dict(var.attrs))
     group.attrs.update(dict(attrs or {}))
     group.attrs["layout"] = _layout_attrs(layout)
     group.attrs["content"] = content
+    group.attrs["empty_chunks_written"] = True  # writers store all-fill chunks: a missing one is a loss
     return group
 
 

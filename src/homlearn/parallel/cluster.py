@@ -1,5 +1,6 @@
 """A Dask client from config (DESIGN section 5): a LocalCluster sized by the rule's threads,
-or an existing scheduler given by address.
+an existing scheduler given by address, or workers submitted as SLURM jobs
+(:mod:`homlearn.parallel.slurm`).
 
 Workers run one thread each with OMP/BLAS threads pinned to 1 (one unit cell per core).
 """
@@ -34,8 +35,14 @@ def dask_client(dask_config: Mapping[str, Any], threads: int) -> Iterator["distr
         with distributed.Client(address) as client:
             yield client
         return
+    if kind == "slurm":
+        from homlearn.parallel.slurm import slurm_cluster
+
+        with slurm_cluster(dask_config.get("slurm", {})) as cluster, distributed.Client(cluster) as client:
+            yield client
+        return
     if kind != "local":
-        raise ValueError(f"config key 'dask.cluster': {kind!r} is not one of ['local', 'address']")
+        raise ValueError(f"config key 'dask.cluster': {kind!r} is not one of ['local', 'address', 'slurm']")
     os.environ.update(SINGLE_THREAD_ENV)  # inherited by the worker processes
     with distributed.LocalCluster(
         n_workers=max(1, int(threads)), threads_per_worker=1, processes=True,

@@ -70,11 +70,11 @@ def load_history_data(store, exemplar: str, group: int | None = None, fine: bool
                       stride: int = 1) -> HistoryData:
     """The histories of ``store``; composite1d: only the samples with ``group`` segments;
     ``fine``: the solver-grid histories (composite1d ``*_fine``), every ``stride``-th time."""
-    import xarray as xr
-
     if exemplar not in EXEMPLARS:
         raise ValueError(f"unknown exemplar {exemplar!r}; allowed: {', '.join(EXEMPLARS)}")
-    ds = xr.open_zarr(store, consolidated=None)
+    from homlearn.data.integrity import open_dataset
+
+    ds = open_dataset(store)  # refuses a damaged store, naming it
     ids = np.arange(ds.sizes["sample"])
     if "status" in ds:
         ids = ids[ds["status"].values == 1]
