@@ -201,6 +201,19 @@ def test_gru_baseline_has_the_rno_size_and_joins_the_table(stores, rnos, tmp_pat
     assert f"laminate M3, GRU baseline ({info['n_parameters']} parameters" in text
 
 
+def test_bad_study_config_is_refused_with_its_key():
+    from homlearn.config import ConfigError, validate_config
+
+    with pytest.raises(ConfigError, match="rno.laminate.transfer.cases' must not contain its source 'MH'"):
+        validate_config({"rno": {"laminate": {"transfer": {"cases": ["MH", "M3"]}}}})
+    with pytest.raises(ConfigError, match="rno.laminate.hardening.source"):
+        validate_config({"rno": {"laminate": {"hardening": {"source": "M3-EH"}}}})  # a no-hardening case
+    with pytest.raises(ConfigError, match="rno.laminate.autoencoder.latent"):
+        validate_config({"rno": {"laminate": {"autoencoder": {"latent": [0, 3]}}}})
+    with pytest.raises(ConfigError, match="rno.composite1d.baseline.models"):
+        validate_config({"rno": {"composite1d": {"baseline": {"models": ["transformer"]}}}})
+
+
 def test_snakemake_plans_the_studies(tmp_path):
     """Dry run of rno_laminate_studies and the baselines on a tiny config: transferred RNOs start
     from the source's directory of the same k, auto-encoder latent sizes beyond a case's
