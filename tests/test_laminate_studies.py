@@ -22,7 +22,7 @@ CASES = ("MH", "M3", "MH-EH")
 HYPER = {"width": 16, "depth": 2}
 TINY = {"lr": 1e-3, "batch_size": 16, "max_epochs": 3, "lbfgs_epochs": 0, "loss": "relative_l2", "device": "cpu",
         "tensorboard": False, "patience": 100000}
-AE_TRAIN = {"lr": 1e-3, "batch_size": 64, "max_epochs": 60, "lbfgs_epochs": 10, "schedule": "cosine",
+AE_TRAIN = {"lr": 1e-3, "batch_size": 4, "max_epochs": 60, "lbfgs_epochs": 10, "schedule": "cosine",
             "device": "cpu", "tensorboard": False, "patience": 100000}
 
 

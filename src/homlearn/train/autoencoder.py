@@ -14,10 +14,12 @@ are left out of the mean (their count is recorded). ``relative_l2`` is the aggre
 A PCA of the same training points (centred, m components) is the linear reference: its error
 is zero at m = the dimension of the smallest linear subspace holding the data.
 
-Training (the paper gives no optimiser settings for the auto-encoder): the shared trainer on
-single points, loss = squared reconstruction error relative to the mean squared training point
-(|x - x_hat|^2 / <|x|^2>, the norm of eq. 25), Adam then full-batch L-BFGS; the monitored set
-is the training set, as for the RNO (no validation split in the paper).
+Training (the paper gives no optimiser settings for the auto-encoder): the shared trainer, loss =
+squared reconstruction error of a point relative to the mean squared training point
+(|x - x_hat|^2 / <|x|^2>, the norm of eq. 25), averaged over the points of a batch; a batch is
+``batch_size`` whole training trajectories (their points; cheaper to collate than single
+points), Adam then full-batch L-BFGS; the monitored set is the training set, as for the RNO (no
+validation split in the paper).
 
     info = train_autoencoder("results/datasets/laminate_M3.zarr", out_dir, latent=3)
 """
@@ -98,7 +100,8 @@ def pca_reconstruction(train: np.ndarray, test: np.ndarray, m: int) -> np.ndarra
 
 
 class RelativeSquaredError:
-    """Loss: mean over a batch of |x_hat - x|^2 / ref, ref = mean |x|^2 of the training points."""
+    """Loss: mean over the points of a batch (..., n) of |x_hat - x|^2 / ref, ref = mean |x|^2 of
+    the training points."""
 
     def __init__(self, ref: float):
         self.ref = float(ref)
@@ -127,7 +130,7 @@ def train_autoencoder(store, out_dir, *, latent: int, width: int = 50, depth: in
     n = tr.shape[1]
     torch.manual_seed(settings.seed)
     net = AutoEncoder(n, latent, width, depth).fit_scaling(torch.as_tensor(tr))
-    samples = [{"x": p, "y": p} for p in tr.astype(np.float32)]
+    samples = [{"x": s, "y": s} for s in data.x[data.split == 0].astype(np.float32)]  # one per trajectory
     ref = float(np.mean(np.sum(tr ** 2, axis=1)))
     fp = fingerprint((data.x, data.split))
     hyper = {"latent": int(latent), "width": int(width), "depth": int(depth)}
