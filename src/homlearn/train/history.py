@@ -167,9 +167,9 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
     tr, te = data.subset(0), data.subset(1)
     if not len(tr) or not len(te):
         raise ValueError(f"{store}: empty train ({len(tr)}) or test ({len(te)}) split")
-    torch.manual_seed(settings.seed)
     if model in ("gru", "lstm") and "match_k" in hyper:
         hyper = match_rno_size(model, data.x.shape[-1], data.y.shape[-1], hyper)
+    torch.manual_seed(settings.seed)
     net = build_model(model, data.x.shape[-1], data.y.shape[-1], k, hyper)
     xt, yt = torch.as_tensor(np.array(data.x[tr])), torch.as_tensor(np.array(data.y[tr]))
     net.fit_scaling(xt, yt, torch.as_tensor(np.array(data.t)))
