@@ -70,6 +70,7 @@ include: "workflow/rules/laminate.smk"
 include: "workflow/rules/mg_taylor.smk"
 include: "workflow/rules/rno.smk"
 include: "workflow/rules/rln.smk"
+include: "workflow/rules/rno_laminate_studies.smk"
 
 
 rule all:

@@ -2,11 +2,11 @@
 (paper 'rno' eq. 2-3, 7, section 5.1), the GRU/LSTM baseline and the Johnson-Cook reference.
 
 Real small data: paths from ``homlearn.loading.paths`` and a composite1d store built by its
-solve stage. The training loops here are plain torch loops (the shared trainer is elsewhere)."""
+solve stage (conftest ``c1d_tiny_store``). The training loops here are plain torch loops,
+except the composite1d RNO, trained once per session through the shared trainer (conftest
+``c1d_tiny_rno``, also used by test_rno_experiments.py)."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -158,31 +158,24 @@ def test_pcanet_other_resolution_is_interpolated():
 
 
 @pytest.fixture(scope="module")
-def composite1d_rno(tmp_path_factory):
-    """A tiny composite1d store (N = 1, 40 paths, 30 train / 10 test; solved on 400 steps,
-    stored on 100) and an RNO with k = 1 (default 4 x 100 SELU f and g) trained on it.
+def composite1d_rno(c1d_tiny_store, c1d_tiny_rno):
+    """The session's tiny composite1d store (N = 1, 40 paths, 30 train / 10 test; solved on 400
+    steps, stored on 100; conftest ``c1d_tiny_store``) and its RNO with k = 1 (default 4 x 100
+    SELU f and g), trained once per session through the shared trainer (conftest
+    ``c1d_tiny_rno``: 50 Adam epochs, lr 1e-3, then 15 full-batch L-BFGS epochs; Adam alone
+    stalls at 15-20% in this budget).
 
     One material for all paths (E = 1 GPa, n = 3, sigma0 = 0.3 GPa, inside the paper's ranges):
-    the RNO sees only the strain, so the strain-to-stress map must be a function (the dataset
-    default draws a material per path, which no RNO without material inputs can fit).
+    the RNO sees only the strain, so the strain-to-stress map must be a function.
     Relaxation is slow enough against the coarsest test step that the exact eq. 12 under forward
-    Euler (eq. 3) is within 2.5% at 50 steps (1.2% at 100): resolution independence is testable.
-    Training: 50 Adam epochs (lr 1e-3), then full-batch L-BFGS until the training error is below
-    0.6% (Adam alone stalls at 4-7% in the same time)."""
+    Euler (eq. 3) is within 2.5% at 50 steps (1.2% at 100): resolution independence is testable."""
     import xarray as xr
 
-    from homlearn.config import validate_config
-    from homlearn.datasets.composite1d import run_solve_stage
+    from homlearn.train.history import load_history
 
-    root = tmp_path_factory.mktemp("c1d_rno")
-    cfg = validate_config({"composite1d": {"segments": [1], "paths_per_n": 40, "batch_size": 40,
-                                           "young_range": [1.0, 1.0], "exponent_range": [3.0, 3.0],
-                                           "yield_stress_range": [0.3, 0.3],
-                                           "path": {"n_steps": 400, "n_out": 100}},
-                           "dask": {"progress": False}})
-    rep = run_solve_stage(cfg["composite1d"], cfg["dask"], root / "c1d.zarr", 1)
-    assert rep.samples_done == 40 and rep.samples_failed == 0
-    ds = xr.open_zarr(root / "c1d.zarr").load()
+    models, info = c1d_tiny_rno
+    model, _ = load_history(models / "rno_N1_k1")
+    ds = xr.open_zarr(c1d_tiny_store).load()
     train = ds["split"].values == 0
 
     def tensor(name, rows=train):
@@ -190,29 +183,10 @@ def composite1d_rno(tmp_path_factory):
 
     x, y = tensor("strain")[..., None], tensor("stress")[..., None]
     t = torch.tensor(ds["time"].values, dtype=torch.float32)
-    torch.manual_seed(0)
-    model = RNO(1, 1, k=1).fit_scaling(x, y)
-    t0 = time.perf_counter()
-    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(50):
-        adam.zero_grad()
-        relative_l2(model(x, t), y).backward()
-        adam.step()
-    lbfgs = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
-
-    def closure():
-        lbfgs.zero_grad()
-        loss = relative_l2(model(x, t), y)
-        loss.backward()
-        return loss
-
-    for _ in range(40):
-        if float(lbfgs.step(closure).detach()) < 6e-3:
-            break
-    seconds = time.perf_counter() - t0
     fine = {"x": tensor("strain_fine")[..., None], "y": tensor("stress_fine")[..., None],
             "t": torch.tensor(ds["time_fine"].values, dtype=torch.float32)}
-    return {"model": model, "x": x, "y": y, "t": t, "fine": fine, "ds": ds, "seconds": seconds}
+    return {"model": model, "x": x, "y": y, "t": t, "fine": fine, "ds": ds,
+            "seconds": info["training"]["seconds_total"]}
 
 
 def test_rno_k1_fits_composite1d(composite1d_rno):

@@ -1,6 +1,7 @@
 """RNO experiments of paper 'rno' (homlearn.train.history, homlearn.evaluate.history) on real
-small data: a single-N composite1d store (the history-models helper's material: E = 1 GPa,
-n = 3, sigma0 = 0.3 GPa, slow enough relaxation for forward Euler at 50 steps)."""
+small data: the session's single-N composite1d store and k = 1 RNO (conftest ``c1d_tiny_store``,
+``c1d_tiny_rno``: E = 1 GPa, n = 3, sigma0 = 0.3 GPa, slow enough relaxation for forward Euler
+at 50 steps), shared with test_history_models.py so the RNO is trained once per session."""
 
 from __future__ import annotations
 
@@ -12,38 +13,20 @@ from homlearn.config import ConfigError, validate_config
 
 
 @pytest.fixture(scope="module")
-def c1d_store(tmp_path_factory):
-    from homlearn.datasets.composite1d import run_solve_stage
-
-    root = tmp_path_factory.mktemp("rno_exp")
-    cfg = validate_config({"composite1d": {"segments": [1], "paths_per_n": 40, "batch_size": 40,
-                                           "young_range": [1.0, 1.0], "exponent_range": [3.0, 3.0],
-                                           "yield_stress_range": [0.3, 0.3],
-                                           "path": {"n_steps": 400, "n_out": 100}},
-                           "dask": {"progress": False}})
-    rep = run_solve_stage(cfg["composite1d"], cfg["dask"], root / "c1d.zarr", 1)
-    assert rep.samples_done == 40
-    return root / "c1d.zarr"
-
-
-TRAIN = {"lr": 1e-3, "batch_size": 30, "max_epochs": 50, "lbfgs_epochs": 15, "schedule": "none",
-         "loss": "relative_l2", "device": "cpu", "tensorboard": False, "patience": 100000}
-
-
-@pytest.fixture(scope="module")
-def c1d_models(c1d_store, tmp_path_factory):
-    """k = 1 E-VP RNO trained as above (30 train / 10 test paths at 100 steps); a k = 0 RNO and a
-    k = 1 VE RNO briefly (the evaluation only needs them to exist)."""
+def c1d_models(c1d_tiny_rno, c1d_tiny_store):
+    """The session's k = 1 E-VP RNO (conftest ``c1d_tiny_rno``: 30 train / 10 test paths at 100
+    steps, 50 Adam + 15 L-BFGS epochs through train_history); a k = 0 RNO and a k = 1 VE RNO
+    trained briefly beside it (the evaluation only needs them to exist)."""
     from homlearn.train.history import train_history
 
-    models = tmp_path_factory.mktemp("rno_models")
+    models, info = c1d_tiny_rno
     hyper = {"width": 100, "depth": 4}
-    infos = {"k1": train_history(c1d_store, "composite1d", models / "rno_N1_k1", model="rno", k=1, group=1,
-                                 hyper=hyper, train_cfg=TRAIN, progress=False)}
-    short = {**TRAIN, "max_epochs": 5, "lbfgs_epochs": 1, "lbfgs_max_iter": 5}
-    infos["k0"] = train_history(c1d_store, "composite1d", models / "rno_N1_k0", model="rno", k=0, group=1,
+    short = {"lr": 1e-3, "batch_size": 30, "max_epochs": 5, "lbfgs_epochs": 1, "lbfgs_max_iter": 5,
+             "loss": "relative_l2", "device": "cpu", "tensorboard": False, "patience": 100000}
+    infos = {"k1": info}
+    infos["k0"] = train_history(c1d_tiny_store, "composite1d", models / "rno_N1_k0", model="rno", k=0, group=1,
                                 hyper=hyper, train_cfg=short, progress=False)
-    infos["ve"] = train_history(c1d_store, "composite1d", models / "rno_ve_N1_k1", model="rno_ve", k=1, group=1,
+    infos["ve"] = train_history(c1d_tiny_store, "composite1d", models / "rno_ve_N1_k1", model="rno_ve", k=1, group=1,
                                 hyper=hyper, train_cfg=short, progress=False)
     return models, infos
 
@@ -61,14 +44,14 @@ def test_rno_k1_reaches_2_percent_through_the_shared_trainer(c1d_models):
     assert json.loads((models / "rno_N1_k1" / "model.json").read_text()) == info
 
 
-def test_composite1d_experiment_writes_metrics_and_figures(c1d_store, c1d_models, tmp_path):
+def test_composite1d_experiment_writes_metrics_and_figures(c1d_tiny_store, c1d_models, tmp_path):
     """The evaluation: error vs k table, affine fit of the internal variable (Fig. 1d), learned g,
     and the resolution study on the fine histories (trained at 100 steps, tested at 50..400)."""
     from homlearn.evaluate.history import C1D_FIGURES, evaluate_composite1d, write_summary
 
     models, _ = c1d_models
     res = {"segments": 1, "k": 1, "steps": [50, 100, 200, 400], "models": ["rno", "rno_ve"]}
-    m = evaluate_composite1d(c1d_store, models, tmp_path, [1], [0, 1], res)
+    m = evaluate_composite1d(c1d_tiny_store, models, tmp_path, [1], [0, 1], res)
     for name in C1D_FIGURES:
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     assert (tmp_path / "metrics.csv").exists() and json.loads((tmp_path / "metrics.json").read_text()) == m

@@ -197,6 +197,8 @@ def cmd_history_train(args):
     torch.set_num_threads(args.threads)
     cfg = _config(args)["rno"][args.exemplar]
     hyper = {"width": cfg["width"], "depth": cfg["depth"]}
+    if args.model in ("gru", "lstm"):  # baseline of about the RNO's size (k = baseline.match_k)
+        hyper |= {"match_k": cfg["baseline"]["match_k"], "n_layers": cfg["baseline"]["n_layers"]}
     info = train_history(args.dataset, args.exemplar, args.out, model=args.model, k=args.k, group=args.group,
                          hyper=hyper, train_cfg=cfg["train"], init=args.init)
     print(json.dumps(info["metrics"], indent=2))
@@ -209,9 +211,11 @@ def cmd_history_evaluate(args):
     cfg = _config(args)["rno"][args.exemplar]
     if args.exemplar == "composite1d":
         res = cfg["resolution"] if args.resolution else None
-        m = evaluate_composite1d(args.data, args.models, args.out, cfg["segments"], cfg["k"], res)
+        m = evaluate_composite1d(args.data, args.models, args.out, cfg["segments"], cfg["k"], res,
+                                 baselines=cfg["baseline"]["models"])
     else:
-        m = evaluate_laminate(args.data, args.models, args.out, cfg["cases"], cfg["k"], cfg["example_case"])
+        m = evaluate_laminate(args.data, args.models, args.out, cfg["cases"], cfg["k"], cfg["example_case"],
+                              baselines=cfg["baseline"]["models"])
     print(json.dumps(m["error_vs_k"], indent=1))
     return 0
 
@@ -442,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     hs.add_argument("out")
     hs.add_argument("metrics", nargs="+")
     hs.set_defaults(func=cmd_history_summary)
+    from homlearn.evaluate.laminate_studies_cli import add_study_commands
+
+    add_study_commands(hi, with_config, _config)  # laminate-study, autoencoder-train, autoencoder-evaluate
 
     rl = sub.add_parser("rln", help="FLN / RLN-t / RLN strain-field surrogates on elastic_ls (paper rln)"
                         ).add_subparsers(dest="step", required=True)

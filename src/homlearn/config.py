@@ -93,6 +93,11 @@ def _check_semantics(config: dict[str, Any]) -> None:
             problems.append("config key 'rno.composite1d.resolution.segments' must be one of rno.composite1d.segments")
         if res["resolution"].get("k") not in res.get("k", []):
             problems.append("config key 'rno.composite1d.resolution.k' must be one of rno.composite1d.k")
+    lam = config.get("rno", {}).get("laminate", {})
+    for study in ("transfer", "hardening"):  # rno Fig. 3c-f, 6: a case is not trained from itself
+        st = lam.get(study, {})
+        if st.get("source") in st.get("cases", []):
+            problems.append(f"config key 'rno.laminate.{study}.cases' must not contain its source {st['source']!r}")
     els = config.get("elastic_ls", {})
     for key in ("width_range", "fraction_range"):
         lo, hi = els.get(key, [0, 1])

@@ -45,8 +45,8 @@ def lam_model_dir(models, case: str, k: int) -> Path:
 
 
 def _write_csv(path, rows: Sequence[Mapping]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+    with open(path, "w", newline="") as fh:  # columns: every key of any row, in order of appearance
+        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         w.writeheader()
         w.writerows(rows)
 
@@ -99,8 +99,9 @@ def _internal(model, x, t):
 
 
 def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Sequence[int],
-                         resolution: Mapping | None = None, n_examples: int = 3) -> dict:
-    """Metrics (``metrics.json``, ``metrics.csv``) and the figures :data:`C1D_FIGURES`."""
+                         resolution: Mapping | None = None, n_examples: int = 3, baselines: Sequence[str] = ()) -> dict:
+    """Metrics (``metrics.json``, ``metrics.csv``) and the figures :data:`C1D_FIGURES`;
+    ``baselines``: GRU/LSTM models ``<models>/<name>_N<N>`` whose rows join the table."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, errors = [], {}
@@ -111,12 +112,16 @@ def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Se
             errors[(n, k)] = e
             rows.append({"model": "rno", "N": n, "k": k, "test_relative_l2": e,
                          "train_relative_l2": info["metrics"]["train"]["relative_l2"], **_training_facts(info)})
-    metrics = {"exemplar": "composite1d", "store": str(store), "error_vs_k": rows}
+    metrics = {"exemplar": "composite1d", "store": str(store), "error_vs_k": rows,
+               "baselines": baseline_rows(models, baselines, "N", segments, lambda name, n: f"{name}_N{n}")}
 
     # Fig. 1c
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for n in segments:
-        ax.plot(list(ks), [errors[(n, k)] for k in ks], "o-", label=f"N = {n}")
+    for j, n in enumerate(segments):
+        ax.plot(list(ks), [errors[(n, k)] for k in ks], "o-", color=f"C{j}", label=f"N = {n}")
+        for r in metrics["baselines"]:
+            if r["N"] == n:
+                ax.axhline(r["test_relative_l2"], color=f"C{j}", ls=":", lw=1, label=f"{r['model']} N = {n}")
     ax.set_yscale("log")
     ax.set_xlabel("internal variables k")
     ax.set_ylabel("test error (eq. 16)")
@@ -210,9 +215,24 @@ def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Se
         _write_csv(out / "resolution.csv", metrics["resolution"]["rows"])
     else:
         _placeholder(out / "fig10a_resolution.png", "no resolution study configured")
-    _write_csv(out / "metrics.csv", rows)
+    _write_csv(out / "metrics.csv", rows + metrics["baselines"])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def baseline_rows(models, names: Sequence[str], key: str, groups: Sequence, dirname) -> list[dict]:
+    """Table rows of the GRU/LSTM baselines (``<models>/dirname(name, group)``), with the
+    parameter counts of the baseline and of the RNO it was sized against; k is empty."""
+    rows = []
+    for g in groups:
+        for name in names:
+            _, info = load_history(Path(models) / dirname(name, g))
+            h = info["hyperparameters"]
+            rows.append({"model": name, key: g, "k": "", "test_relative_l2": info["metrics"]["test"]["relative_l2"],
+                         "train_relative_l2": info["metrics"]["train"]["relative_l2"], **_training_facts(info),
+                         "n_parameters": info["n_parameters"], "hidden": h.get("hidden"),
+                         "rno_parameters": h.get("rno_parameters"), "rno_k": h.get("match_k")})
+    return rows
 
 
 def resolution_study(store, models, n: int, k: int, steps: Sequence[int], names: Sequence[str]) -> dict:
@@ -247,9 +267,9 @@ def _placeholder(path, text):
 
 
 def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Sequence[int],
-                      example_case: str | None = None, n_examples: int = 4) -> dict:
+                      example_case: str | None = None, n_examples: int = 4, baselines: Sequence[str] = ()) -> dict:
     """Metrics and figures :data:`LAM_FIGURES`; ``datasets``: the directory of
-    ``laminate_<case>.zarr``."""
+    ``laminate_<case>.zarr``; ``baselines``: GRU/LSTM models ``<models>/<name>_<case>``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, errors = [], {}
@@ -259,9 +279,13 @@ def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Seque
             errors[(case, k)] = info["metrics"]["test"]["relative_l2"]
             rows.append({"model": "rno", "case": case, "k": k, "test_relative_l2": errors[(case, k)],
                          "train_relative_l2": info["metrics"]["train"]["relative_l2"], **_training_facts(info)})
+    base = baseline_rows(models, baselines, "case", cases, lambda name, case: f"{name}_{case}")
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for case in cases:
-        ax.plot(list(ks), [errors[(case, k)] for k in ks], "o-", label=case)
+    for j, case in enumerate(cases):
+        ax.plot(list(ks), [errors[(case, k)] for k in ks], "o-", color=f"C{j}", label=case)
+        for r in base:
+            if r["case"] == case:
+                ax.axhline(r["test_relative_l2"], color=f"C{j}", ls=":", lw=1, label=f"{r['model']} {case}")
     ax.set(yscale="log", xlabel="internal variables k", ylabel="test error (eq. 16)",
            title="laminate: test error against k (rno Fig. 3a, direct training)")
     ax.title.set_fontsize(9)
@@ -289,8 +313,8 @@ def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Seque
     fig.tight_layout()
     fig.savefig(out / "fig3b_predictions.png", dpi=120)
     plt.close(fig)
-    metrics = {"exemplar": "laminate", "datasets": str(datasets), "error_vs_k": rows}
-    _write_csv(out / "metrics.csv", rows)
+    metrics = {"exemplar": "laminate", "datasets": str(datasets), "error_vs_k": rows, "baselines": base}
+    _write_csv(out / "metrics.csv", rows + base)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
@@ -303,6 +327,19 @@ def hardware() -> str:
 
     dev = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     return f"{dev}, {os.cpu_count()} cores ({platform.machine()}), torch threads {torch.get_num_threads()}"
+
+
+def _baseline_summary(m: Mapping, hw: str) -> list[str]:
+    """Summary rows of the GRU/LSTM baselines of a composite1d or laminate metrics.json."""
+    lines = []
+    for r in m.get("baselines", []):
+        where = f"composite1d N = {r['N']}" if m["exemplar"] == "composite1d" else f"laminate {r['case']}"
+        steps = 200 if m["exemplar"] == "composite1d" else 100
+        lines.append(f"| {where}, {r['model'].upper()} baseline ({r['n_parameters']} parameters, hidden {r['hidden']}; "
+                     f"RNO k = {r['rno_k']}: {r['rno_parameters']}) | {100 * r['test_relative_l2']:.2f}% | none "
+                     f"(classical reference; section 1 cites LSTM/GRU surrogates) | {r['n_train']}/{r['n_test']} "
+                     f"paths, {steps} steps | {r['adam_epochs']} + {r['lbfgs_epochs']} | {hw} |")
+    return lines
 
 
 def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
@@ -357,6 +394,11 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                 lines.append(f"| laminate {case}, error vs k (Fig. 3a, direct) | {errs} | ~1-1.5% at k = 3 "
                              f"(640/160 paths) | {r0['n_train']}/{r0['n_test']} paths, 100 steps | "
                              f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
+        elif m["exemplar"] in ("laminate_transfer", "laminate_hardening", "laminate_autoencoder"):
+            from homlearn.evaluate.laminate_studies import summary_lines
+
+            lines += summary_lines(m, hw)
+        lines += _baseline_summary(m, hw)
     text = "\n".join(lines) + "\n"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)

@@ -15,7 +15,7 @@ from torch import nn
 
 from homlearn.models.rno import time_steps
 
-__all__ = ["SequenceModel", "sequence_parameter_count"]
+__all__ = ["SequenceModel", "matched_hidden", "sequence_parameter_count"]
 
 GATES = {"gru": 3, "lstm": 4}
 
@@ -28,6 +28,11 @@ def sequence_parameter_count(c_in: int, c_out: int, hidden: int, n_layers: int, 
         n += g * (hidden * inp + hidden * hidden + 2 * hidden)
         inp = hidden
     return n + hidden * c_out + c_out
+
+
+def matched_hidden(n_params: int, c_in: int, c_out: int, n_layers: int = 2, cell: str = "gru") -> int:
+    """The hidden width (1..4096) whose parameter count is closest to ``n_params``."""
+    return min(range(1, 4097), key=lambda h: abs(sequence_parameter_count(c_in, c_out, h, n_layers, cell) - n_params))
 
 
 class SequenceModel(nn.Module):
@@ -54,9 +59,7 @@ class SequenceModel(nn.Module):
     def matching(cls, n_params: int, c_in: int, c_out: int, n_layers: int = 2, cell: str = "gru",
                  **kw) -> "SequenceModel":
         """The model whose parameter count is closest to ``n_params``."""
-        best = min(range(1, 4097), key=lambda h: abs(sequence_parameter_count(c_in, c_out, h, n_layers, cell)
-                                                    - n_params))
-        return cls(c_in, c_out, best, n_layers, cell, **kw)
+        return cls(c_in, c_out, matched_hidden(n_params, c_in, c_out, n_layers, cell), n_layers, cell, **kw)
 
     @torch.no_grad()
     def fit_scaling(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None) -> "SequenceModel":

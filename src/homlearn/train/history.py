@@ -114,6 +114,32 @@ def build_model(model: str, c_in: int, c_out: int, k: int, hyper: Mapping[str, A
                                n_layers=hyper.get("n_layers", 2))
 
 
+def transfer_weights(net: torch.nn.Module, init) -> torch.nn.Module:
+    """Transfer learning (rno section 4.1, Fig. 3a, 3c-f: "using the trained RNO for MH as a
+    starting point"): every weight and scaling of the trained model in directory ``init`` is
+    copied into ``net`` (same architecture), so training starts from the source's function;
+    nothing is frozen."""
+    state = torch.load(Path(init) / "best.pt", map_location="cpu", weights_only=False)["model"]
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"transfer source {init} does not match this model's architecture (k, width, "
+                         f"depth): {exc}") from None
+    return net
+
+
+def match_rno_size(model: str, c_in: int, c_out: int, hyper: Mapping[str, Any]) -> dict:
+    """GRU/LSTM baseline hyperparameters: the hidden width whose parameter count is closest to
+    the RNO (``width``, ``depth``, k = ``match_k``) it is compared with; ``n_layers`` (default 2)."""
+    from homlearn.models.sequence import matched_hidden
+
+    n_layers = int(hyper.get("n_layers", 2))
+    rno = build_model("rno", c_in, c_out, int(hyper["match_k"]), hyper)
+    n_rno = sum(p.numel() for p in rno.parameters())
+    return {**hyper, "n_layers": n_layers, "hidden": matched_hidden(n_rno, c_in, c_out, n_layers, model),
+            "rno_parameters": int(n_rno)}
+
+
 def relative_errors(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarray,
                     batch_size: int = 512) -> np.ndarray:
     """Per-sample relative L2 errors (paper 'rno' eq. 16) of ``model`` on histories (S, T, c)."""
@@ -141,12 +167,14 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
     tr, te = data.subset(0), data.subset(1)
     if not len(tr) or not len(te):
         raise ValueError(f"{store}: empty train ({len(tr)}) or test ({len(te)}) split")
+    if model in ("gru", "lstm") and "match_k" in hyper:
+        hyper = match_rno_size(model, data.x.shape[-1], data.y.shape[-1], hyper)
     torch.manual_seed(settings.seed)
     net = build_model(model, data.x.shape[-1], data.y.shape[-1], k, hyper)
     xt, yt = torch.as_tensor(np.array(data.x[tr])), torch.as_tensor(np.array(data.y[tr]))
     net.fit_scaling(xt, yt, torch.as_tensor(np.array(data.t)))
-    if init is not None:  # transfer learning: weights and scalings of the source model
-        net.load_state_dict(torch.load(Path(init) / "best.pt", map_location="cpu", weights_only=False)["model"])
+    if init is not None:
+        transfer_weights(net, init)
     fp = data.fingerprint()
     rid = make_run_id(model, k, group, dict(hyper), settings.run_key(), fp, str(init) if init else None)
     train_samples = data.samples(tr)

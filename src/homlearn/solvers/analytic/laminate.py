@@ -65,6 +65,12 @@ class LaminateMaterial:
         if self.hardening not in ("none", "exponential"):
             raise ValueError(f"hardening must be 'none' or 'exponential', got {self.hardening!r}")
 
+    @property
+    def n_model_variables(self) -> int:
+        """State variables of the two layers (rno section 4): eps_p 11, 22, 12 per layer (6),
+        and q per layer when it enters the flow stress (exponential hardening: 8)."""
+        return 6 if self.hardening == "none" else 8
+
     def as_dict(self) -> dict:
         return {"name": self.name, "lambda_MPa": self.lam, "mu_MPa": self.mu,
                 "sigma0_MPa": list(self.sigma0), "m": list(self.m), "q0_dot_per_s": self.q0_dot,
