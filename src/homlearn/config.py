@@ -93,6 +93,9 @@ def _check_semantics(config: dict[str, Any]) -> None:
             problems.append("config key 'rno.composite1d.resolution.segments' must be one of rno.composite1d.segments")
         if res["resolution"].get("k") not in res.get("k", []):
             problems.append("config key 'rno.composite1d.resolution.k' must be one of rno.composite1d.k")
+    sur = config.get("surrogates_cp_paths2d", {}).get("rno", {})
+    if sur and sur.get("example_k") not in sur.get("k", []):
+        problems.append("config key 'surrogates_cp_paths2d.rno.example_k' must be one of surrogates_cp_paths2d.rno.k")
     els = config.get("elastic_ls", {})
     for key in ("width_range", "fraction_range"):
         lo, hi = els.get(key, [0, 1])
