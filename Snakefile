@@ -71,6 +71,7 @@ include: "workflow/rules/mg_taylor.smk"
 include: "workflow/rules/rno.smk"
 include: "workflow/rules/rln.smk"
 include: "workflow/rules/rno_laminate_studies.smk"
+include: "workflow/rules/surrogates_cp_paths2d.smk"
 
 
 rule all:

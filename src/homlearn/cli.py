@@ -12,6 +12,10 @@
     homlearn viscoelastic3d microstructure results/viscoelastic3d/microstructures.zarr --threads 2
     homlearn viscoelastic3d solve results/viscoelastic3d/microstructures.zarr results/datasets/viscoelastic3d.zarr
     homlearn mg_taylor solve r10 results/datasets/mg_taylor_r10.zarr --threads 2
+    homlearn cp_paths2d train pcanet results/datasets/cp_paths2d.zarr results/surrogates_cp_paths2d/models/pcanet_n6 --n-train 6
+    homlearn cp_paths2d train rno_deviatoric results/datasets/cp_paths2d.zarr results/surrogates_cp_paths2d/models/rno_deviatoric_k2 --k 2
+    homlearn cp_paths2d named results/surrogates_cp_paths2d/named_paths.zarr
+    homlearn cp_paths2d evaluate fig1a results/datasets/cp_paths2d.zarr results/surrogates_cp_paths2d/models results/surrogates_cp_paths2d
     homlearn history train composite1d results/datasets/composite1d.zarr results/rno/composite1d/models/rno_N1_k1 --group 1 --k 1
     homlearn history evaluate composite1d results/datasets/composite1d.zarr results/rno/composite1d/models results/rno/composite1d --resolution
     homlearn history train laminate results/datasets/laminate_M3.zarr results/rno/laminate/models/M3_k3 --k 3
@@ -104,6 +108,48 @@ def cmd_cp_paths2d_solve(args):
     cfg = _config(args)
     rep = run_solve_stage(cfg["cp_paths2d"], cfg["dask"], args.out, args.threads, args.failure_log)
     return _finish_stage(args, rep)
+
+
+def cmd_cp_paths2d_train(args):
+    import torch
+
+    from homlearn.train.cp_paths2d import train_cp_paths2d
+
+    torch.set_num_threads(args.threads)
+    cfg = _config(args)["surrogates_cp_paths2d"]
+    info = train_cp_paths2d(args.dataset, args.out, args.model, cfg, k=args.k, n_train=args.n_train)
+    print(json.dumps(info["metrics"], indent=2))
+    return 0
+
+
+def cmd_cp_paths2d_named(args):
+    import torch
+
+    from homlearn.datasets.cp_paths2d_named import solve_named_paths
+    from homlearn.train.device import pick_device
+
+    torch.set_num_threads(args.threads)
+    cfg = _config(args)
+    named = cfg["surrogates_cp_paths2d"]["named_paths"]
+    summary = solve_named_paths(cfg["cp_paths2d"], named["amplitude"], args.out, str(pick_device(named["device"])))
+    _write_summary_json(args.summary, summary)
+    print(json.dumps(summary))
+    return 0 if all(s == 0 for s in summary["status"]) else 1
+
+
+def cmd_cp_paths2d_evaluate(args):
+    from homlearn.evaluate.cp_paths2d import run_experiment
+
+    cfg = _config(args)["surrogates_cp_paths2d"]
+    m = run_experiment(args.experiment, args.dataset, args.models, args.out, cfg, named=args.named)
+    print(json.dumps(m["summary_rows"], indent=1))
+    return 0
+
+
+def _write_summary_json(path, obj) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(obj, indent=2))
 
 
 def cmd_cp_grid_solve(args):
@@ -384,6 +430,26 @@ def build_parser() -> argparse.ArgumentParser:
     cqs.add_argument("--summary", default=None, help="write the stage summary JSON here")
     cqs.add_argument("--failure-log", default=None, help="append failed samples (JSON lines) here")
     cqs.set_defaults(func=cmd_cp_paths2d_solve)
+    cqt = with_config(cq.add_parser("train", help="train a PCA-Net or a pressure / deviatoric RNO (pcanet, rno 5.1)"))
+    cqt.add_argument("model", choices=["pcanet", "rno_pressure", "rno_deviatoric"])
+    cqt.add_argument("dataset", help="the cp_paths2d Zarr store")
+    cqt.add_argument("out", help="model directory")
+    cqt.add_argument("--k", type=int, default=None, help="RNO internal variables")
+    cqt.add_argument("--n-train", type=int, default=None, help="first n paths of the training split (0: all)")
+    cqt.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    cqt.set_defaults(func=cmd_cp_paths2d_train)
+    cqn = with_config(cq.add_parser("named", help="solve the named test paths of pcanet Fig. 1e-g on the same cell"))
+    cqn.add_argument("out", help="Zarr store to write")
+    cqn.add_argument("--summary", default=None, help="write the summary JSON here")
+    cqn.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    cqn.set_defaults(func=cmd_cp_paths2d_named)
+    cqe = with_config(cq.add_parser("evaluate", help="one surrogate experiment (pcanet Fig. 1a/1d/1e-g/2, rno Fig. 7)"))
+    cqe.add_argument("experiment", choices=["fig1a", "fig1d", "fig1eg", "fig2", "fig7bc"])
+    cqe.add_argument("dataset", help="the cp_paths2d Zarr store")
+    cqe.add_argument("models", help="directory of the model directories")
+    cqe.add_argument("out")
+    cqe.add_argument("--named", default=None, help="fig1eg: the named-path store")
+    cqe.set_defaults(func=cmd_cp_paths2d_evaluate)
 
     ve = sub.add_parser("viscoelastic3d", help="viscoelastic matrix with glass spheres (paper gcnn 3.3)").add_subparsers(
         dest="step", required=True)

@@ -98,6 +98,9 @@ def _check_semantics(config: dict[str, Any]) -> None:
         st = lam.get(study, {})
         if st.get("source") in st.get("cases", []):
             problems.append(f"config key 'rno.laminate.{study}.cases' must not contain its source {st['source']!r}")
+    sur = config.get("surrogates_cp_paths2d", {}).get("rno", {})
+    if sur and sur.get("example_k") not in sur.get("k", []):
+        problems.append("config key 'surrogates_cp_paths2d.rno.example_k' must be one of surrogates_cp_paths2d.rno.k")
     els = config.get("elastic_ls", {})
     for key in ("width_range", "fraction_range"):
         lo, hi = els.get(key, [0, 1])

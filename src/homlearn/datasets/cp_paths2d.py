@@ -68,23 +68,25 @@ def paths(cfg, first: int, count: int):
     return p.t, upper_triangular_from_components(p.values, 2)
 
 
-def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[dict]:
-    """Solve one batch of paths together on the shared microstructure; write its chunk."""
+def solve_deformation_paths(cfg, F: np.ndarray, device="cpu", pc=None):
+    """Solve mean-F paths ``F`` (P, n_steps + 1, 2, 2) on the configured microstructure (``pc``,
+    default :func:`microstructure`), at the solver steps of ``cfg``; returns the mean F and mean
+    Cauchy stress at the stored steps (P, n_stored + 1, 2, 2; NaN from a failure on) and the
+    :class:`~homlearn.solvers.fft.history.HistoryResult`. The dataset's paths and any other
+    (e.g. the named test paths of 'pcanet' Fig. 1e-g) go through here."""
     import torch
 
     from homlearn.materials.two_slip_2d import TwoSlipCrystal2D, two_slip_case
-    from homlearn.solvers.fft import MacroControl, SolveStatus
+    from homlearn.solvers.fft import MacroControl
     from homlearn.solvers.fft.history import solve_history
-    from homlearn.parallel.stage import open_device_batch
 
-    cfg = params["cfg"]
-    device, writer, idx = open_device_batch(store_path, batch, params["device"])
-    pc = microstructure(cfg)
-    t, F = paths(cfg, int(idx[0]), len(idx))
-    angle = torch.from_numpy(pc.angles[:, 0][pc.grain]).to(device)[None].expand(len(idx), -1, -1).contiguous()
+    if F.ndim != 4 or F.shape[1:] != (cfg["n_steps"] + 1, 2, 2):
+        raise ValueError(f"F must be (paths, n_steps + 1 = {cfg['n_steps'] + 1}, 2, 2), got {F.shape}")
+    pc = microstructure(cfg) if pc is None else pc
+    angle = torch.from_numpy(pc.angles[:, 0][pc.grain]).to(device)[None].expand(len(F), -1, -1).contiguous()
     dt = cfg["t_final"] / cfg["n_steps"]
     mat = TwoSlipCrystal2D(angle, two_slip_case(cfg["case"]), dt=dt)
-    Ft = torch.from_numpy(F).to(device)
+    Ft = torch.from_numpy(np.ascontiguousarray(F, dtype=np.float64)).to(device)
     res = solve_history(mat, lambda k: MacroControl(Ft[:, k]), cfg["n_steps"], (cfg["grid"],) * 2, dt=dt,
                         kinematics="finite", krylov="bicgstab", tol=cfg["tol"], krylov_tol=cfg["krylov_tol"],
                         max_newton=cfg["max_newton"], max_cutbacks=cfg["max_cutbacks"], device=device)
@@ -93,6 +95,20 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
     Pm = res.mean_stress[:, ::every].cpu().numpy()
     with np.errstate(invalid="ignore"):                    # failed paths are NaN from their failure on
         sigma = Pm @ np.swapaxes(Fm, -1, -2) / np.linalg.det(Fm)[..., None, None]
+    return Fm, sigma, res
+
+
+def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[dict]:
+    """Solve one batch of paths together on the shared microstructure; write its chunk."""
+    from homlearn.solvers.fft import SolveStatus
+    from homlearn.parallel.stage import open_device_batch
+
+    cfg = params["cfg"]
+    device, writer, idx = open_device_batch(store_path, batch, params["device"])
+    pc = microstructure(cfg)
+    t, F = paths(cfg, int(idx[0]), len(idx))
+    Fm, sigma, res = solve_deformation_paths(cfg, F, device, pc)
+    every = cfg["n_steps"] // cfg["n_stored"]
     failures = []
     for k, i in enumerate(idx):
         status = int(res.status[k])

@@ -399,6 +399,9 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
 
             lines += summary_lines(m, hw)
         lines += _baseline_summary(m, hw)
+        for r in m.get("summary_rows", []):  # experiments that word their own rows (e.g. cp_paths2d)
+            lines.append(f"| {r['experiment']} | {r['metric']} | {r['paper']} | {r['data']} | {r['epochs']} | "
+                         f"{r.get('hardware', hw)} |")
     text = "\n".join(lines) + "\n"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)
