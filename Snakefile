@@ -67,6 +67,7 @@ include: "workflow/rules/composite1d.smk"
 include: "workflow/rules/laminate.smk"
 include: "workflow/rules/mg_taylor.smk"
 include: "workflow/rules/rno.smk"
+include: "workflow/rules/surrogates_mg_taylor.smk"
 
 
 rule all:

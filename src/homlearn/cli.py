@@ -16,6 +16,7 @@
     homlearn history evaluate composite1d results/datasets/composite1d.zarr results/rno/composite1d/models results/rno/composite1d --resolution
     homlearn history train laminate results/datasets/laminate_M3.zarr results/rno/laminate/models/M3_k3 --k 3
     homlearn history summary results/summary/history_surrogates.md results/rno/*/metrics.json
+    homlearn rno_mg_taylor train results/datasets/mg_taylor_r10.zarr results/rno/mg_taylor/models/rno_k5_n240 --k 5 --n-train 240
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
 
 Every command reads the config (``--configfile``, default config.yaml, or ``--config-json``) and
@@ -384,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     hs.add_argument("out")
     hs.add_argument("metrics", nargs="+")
     hs.set_defaults(func=cmd_history_summary)
+
+    from homlearn.cli_mg_taylor import register as register_mg_taylor
+
+    register_mg_taylor(sub, with_config, _config)  # rno_mg_taylor classical|jc|train|evaluate
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")

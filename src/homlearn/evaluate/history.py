@@ -357,6 +357,10 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                 lines.append(f"| laminate {case}, error vs k (Fig. 3a, direct) | {errs} | ~1-1.5% at k = 3 "
                              f"(640/160 paths) | {r0['n_train']}/{r0['n_test']} paths, 100 steps | "
                              f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
+        elif "summary_rows" in m:  # experiments that format their own rows (evaluate.mg_taylor)
+            for r in m["summary_rows"]:
+                lines.append(f"| {r['experiment']} | {r['metric']} | {r['paper']} | {r['data']} | {r['epochs']} | "
+                             f"{r.get('hardware', hw)} |")
     text = "\n".join(lines) + "\n"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)
