@@ -1,7 +1,7 @@
 """mg_taylor surrogate experiments (paper 'rno' 5.2, Fig. 8-9; 'pcanet' SI-C) on real small data:
 the 3D J2 Johnson-Cook law (closed form, 1D equivalence, isotropy, least-squares recovery), the
 data adapter against the store, the Taylor classical tests, the isotropy measure, and one
-pass of training + evaluation on a tiny Taylor store (8 grains, 40 steps), plus the workflow DAG.
+pass of training + evaluation on a tiny Taylor store (8 grains, 20 steps), plus the workflow DAG.
 """
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ def test_j2_fit_recovers_its_own_parameters():
     """Uniaxial-type tests at three rates and one random path simulated by the J2 law; least
     squares from a start 20-50% off recovers G, K, A, B, n, C to 1e-5 relative."""
     true = JohnsonCookJ2Params(G=17000.0, K=45000.0, A=60.0, B=300.0, n=0.4, C=0.05, rate0=1e3)
-    e = np.linspace(0.0, 0.08, 101)
-    Ur, _ = _random_stretch(1, seed=4)
+    e = np.linspace(0.0, 0.08, 41)
+    Ur, _ = _random_stretch(1, seed=4, n_steps=40)
     U = np.concatenate([np.stack([isochoric_uniaxial(e)] * 3), Ur])
-    t = np.stack([T[:101], 10 * T[:101], 100 * T[:101], T[:101]])
+    t = np.stack([T[:41], 10 * T[:41], 100 * T[:41], T[:41]])
     S = JohnsonCookJ2(true)(U, t)
     start = JohnsonCookJ2Params(G=21000.0, K=35000.0, A=40.0, B=400.0, n=0.6, C=0.03, rate0=1e3)
     fit, res = fit_johnson_cook_j2(U, S, t, start)
@@ -115,7 +115,7 @@ def test_hencky_and_polar():
 
 # ----------------------------------------------------------------------------- tiny Taylor data
 
-MG = {"n_grains": 8, "n_steps": 40, "n_stored": 10, "batch_size": 16,
+MG = {"n_grains": 8, "n_steps": 20, "n_stored": 5, "batch_size": 16,
       "cases": [{"name": "r10", "max_strain": 0.1, "intervals": "uniform", "n_paths": 16, "seed": 0}]}
 RNO = {"k": [0, 1], "k_best": 1, "train_sizes": [6, 12], "width": 16, "depth": 2,
        "train": {"batch_size": 12, "max_epochs": 3, "lbfgs_epochs": 1, "lbfgs_max_iter": 3, "tensorboard": False,
@@ -123,12 +123,12 @@ RNO = {"k": [0, 1], "k_best": 1, "train_sizes": [6, 12], "width": 16, "depth": 2
        "pcanet": {"r_in": 4, "r_out": 4, "hidden": [16], "train": {"batch_size": 12, "max_epochs": 3,
                                                                     "tensorboard": False, "device": "cpu"}},
        "calibration": {"rates": [1000.0, 10000.0], "max_strain": 0.05},
-       "isotropy": {"n_angles": 4, "n_paths": 2, "n_rotations": 2}}
+       "isotropy": {"n_angles": 3, "n_paths": 2, "n_rotations": 1}}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A 16-path Taylor store (8 grains, 40 steps stored at 10) and its classical solves."""
+    """A 16-path Taylor store (8 grains, 20 steps stored at 5) and its classical solves."""
     from homlearn.datasets.mg_taylor import run_solve_stage
     from homlearn.datasets.mg_taylor_classical import solve_classical, write_classical_store
 
@@ -154,7 +154,7 @@ def test_adapter_arrays_equal_the_store(tiny):
     assert np.array_equal(d.stretch(), ds.stretch.values[d.ids]) or np.allclose(d.stretch(), ds.stretch.values[d.ids],
                                                                                   rtol=0, atol=1e-15)
     assert np.array_equal(d.x + identity_components(3), d.stretch()) and np.all(d.x[:, 0] == 0)
-    assert np.array_equal(d.y, ds.stress.values[d.ids]) and d.y.shape == (16, 11, 6)
+    assert np.array_equal(d.y, ds.stress.values[d.ids]) and d.y.shape == (16, 6, 6)
     assert np.array_equal(d.t, ds.time.values) and np.array_equal(d.split, ds.split.values[d.ids])
     assert d.duration == cfg["mg_taylor"]["duration"]
     tr = d.subset(TRAIN)
@@ -164,15 +164,17 @@ def test_adapter_arrays_equal_the_store(tiny):
 
 
 def test_classical_tests_are_uniaxial_and_consistent(tiny):
-    """Calibration: lateral Cauchy stresses < 1e-6 of the axial one, U lateral < 1 and axial log
-    strain = rate t; theta = 0 of the isotropy sweep is the uniaxial tension path (same stress to
-    1e-10); every classical path starts unloaded."""
+    """Calibration: the stress is uniaxial (in U's frame along R^T e1: two principal stresses
+    < 1e-6 of the third), U lateral < 1 and axial log strain = rate t (to 5e-5: U is F's stretch);
+    theta = 0 of the isotropy
+    sweep is the uniaxial tension path (same stress to 1e-10); classical paths start unloaded."""
     cfg, _, _, res = tiny
     cal = res["calibration"]
     for i, rate in enumerate(cal["rate"]):
-        s = cal["stress"][i]
-        assert np.abs(s[:, 1:]).max() <= 1e-6 * np.abs(s[:, 0]).max()
-        assert np.allclose(np.log(cal["stretch"][i, :, 0]), rate * cal["time"][i], rtol=1e-9, atol=1e-12)
+        w = np.linalg.eigvalsh(symmetric_from_components(cal["stress"][i], 3))
+        assert np.abs(w[:, :2]).max() <= 1e-6 * w[:, 2].max() and w[-1, 2] > 0
+        # F_11 = exp(rate t); U = (F^T F)^1/2 differs from F by the aggregate's small shear
+        assert np.allclose(np.log(cal["stretch"][i, :, 0]), rate * cal["time"][i], rtol=0, atol=1e-3 * 0.05)
         assert np.all(cal["stretch"][i, 1:, 1:3] < 1.0)
     assert cal["stress"][1, -1, 0] > 1.5 * cal["stress"][0, -1, 0]  # rate sensitive (m = 0.5)
     k = res["path_names"].index("uniaxial_tension")
@@ -236,8 +238,8 @@ def test_snakemake_dag_of_rno_mg_taylor(tmp_path):
 
     cfgfile = tmp_path / "c.yaml"
     cfgfile.write_text(yaml.safe_dump({"results": str(tmp_path / "r"), "mg_taylor": MG, "rno": {"mg_taylor": RNO}}))
-    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(cfgfile),
-                          "rno_mg_taylor"], cwd=ROOT, capture_output=True, text=True)
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "rno_mg_taylor", "--configfile",
+                          str(cfgfile)], cwd=ROOT, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-2000:]
     out = dry.stdout
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
