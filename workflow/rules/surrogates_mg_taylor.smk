@@ -1,0 +1,133 @@
+# Surrogates of the mg_taylor data (paper rno section 5.2, Fig. 8a-d, 9; paper pcanet SI-C isotropy):
+# Taylor solves of classical / calibration / rotated paths, a 3D Johnson-Cook law fitted to the
+# calibration tests, RNOs (k sweep, training sizes) and PCA-Nets (training sizes), one evaluation.
+# Named target: rno_mg_taylor (NOT in `all`). Logic: homlearn.{datasets.mg_taylor_classical,
+# train.mg_taylor, evaluate.mg_taylor}; CLI: homlearn rno_mg_taylor ...
+
+MGX = f"{R}/rno/mg_taylor"
+MGX_CFG = config["rno"]["mg_taylor"]
+MGX_STORE = f"{R}/datasets/mg_taylor_{MGX_CFG['case']}.zarr"
+MGX_SOLVED = f"{R}/mg_taylor/solve_{MGX_CFG['case']}.json"
+MGX_NMAX = max(MGX_CFG["train_sizes"])
+
+
+def _mgx_json(keys, with_data=False):
+    """The rno.mg_taylor keys a rule uses (its rerun triggers), plus mg_taylor when it solves."""
+    part = {"rno": {"mg_taylor": {k: MGX_CFG[k] for k in keys}}}
+    part["rno"]["mg_taylor"]["case"] = MGX_CFG["case"]
+    # the case's own entry is always needed (the CLI checks rno.mg_taylor.case against it)
+    part["mg_taylor"] = config["mg_taylor"] if with_data else {
+        "cases": [c for c in config["mg_taylor"]["cases"] if c["name"] == MGX_CFG["case"]] or config["mg_taylor"]["cases"]}
+    return shlex.quote(json.dumps(part, sort_keys=True))
+
+
+def _mgx_models():
+    names = [f"rno_k{k}_n{MGX_NMAX}" for k in MGX_CFG["k"]]
+    names += [f"rno_k{MGX_CFG['k_best']}_n{n}" for n in MGX_CFG["train_sizes"]]
+    names += [f"pcanet_n{n}" for n in MGX_CFG["train_sizes"]]
+    return [f"{MGX}/models/{n}/model.json" for n in dict.fromkeys(names)]
+
+
+rule rno_mg_taylor_classical:
+    input:
+        MGX_SOLVED,
+    output:
+        summary=f"{MGX}/classical.json",
+    params:
+        cfg=_mgx_json(["calibration", "classical", "isotropy"], with_data=True),
+        out=f"{MGX}/classical.zarr",
+    threads: 1
+    log:
+        f"{MGX}/logs/classical.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} rno_mg_taylor classical {MGX_STORE} {params.out} --summary {output.summary} "
+        "--config-json {params.cfg} --threads {threads} > {log} 2>&1"
+
+
+rule rno_mg_taylor_jc:
+    input:
+        rules.rno_mg_taylor_classical.output.summary,
+    output:
+        model=f"{MGX}/models/jc/model.json",
+    params:
+        cfg=_mgx_json(["calibration"]),
+    log:
+        f"{MGX}/logs/jc.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} rno_mg_taylor jc {MGX}/classical.zarr {MGX}/models/jc --config-json {params.cfg} > {log} 2>&1"
+
+
+rule rno_mg_taylor_train_rno:
+    input:
+        MGX_SOLVED,
+    output:
+        model=f"{MGX}/models/rno_k{{k}}_n{{n}}/model.json",
+    params:
+        cfg=_mgx_json(["width", "depth", "train"]),
+    wildcard_constraints:
+        k=r"\d+",
+        n=r"\d+",
+    threads: 1
+    resources:
+        gpu=gpu_resource(MGX_CFG["train"]),
+    log:
+        f"{MGX}/logs/train_rno_k{{k}}_n{{n}}.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} rno_mg_taylor train {MGX_STORE} {MGX}/models/rno_k{wildcards.k}_n{wildcards.n} --model rno "
+        "--k {wildcards.k} --n-train {wildcards.n} --threads {threads} --config-json {params.cfg} > {log} 2>&1"
+
+
+rule rno_mg_taylor_train_pcanet:
+    input:
+        MGX_SOLVED,
+    output:
+        model=f"{MGX}/models/pcanet_n{{n}}/model.json",
+    params:
+        cfg=_mgx_json(["pcanet"]),
+    wildcard_constraints:
+        n=r"\d+",
+    threads: 1
+    resources:
+        gpu=gpu_resource(MGX_CFG["pcanet"]["train"]),
+    log:
+        f"{MGX}/logs/train_pcanet_n{{n}}.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} rno_mg_taylor train {MGX_STORE} {MGX}/models/pcanet_n{wildcards.n} --model pcanet "
+        "--n-train {wildcards.n} --threads {threads} --config-json {params.cfg} > {log} 2>&1"
+
+
+rule rno_mg_taylor_evaluate:
+    input:
+        _mgx_models(),
+        rules.rno_mg_taylor_jc.output.model,
+        rules.rno_mg_taylor_classical.output.summary,
+    output:
+        metrics=report(f"{MGX}/metrics.json", caption="../report/rno_mg_taylor_metrics.rst", category="rno",
+                       subcategory="mg_taylor", labels={"figure": "metrics"}),
+        figures=[report(f"{MGX}/{name}.png", caption=f"../report/rno_mg_taylor_{name}.rst", category="rno",
+                        subcategory="mg_taylor", labels={"figure": name})
+                 for name in ("fig8a_error_vs_k", "fig8b_error_vs_size", "fig8cd_example", "fig9_classical",
+                              "figSI1_isotropy")],
+    params:
+        cfg=_mgx_json(["k", "k_best", "train_sizes"]),
+    threads: 1
+    log:
+        f"{MGX}/logs/evaluate.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} rno_mg_taylor evaluate {MGX_STORE} {MGX}/classical.zarr {MGX}/models {MGX} "
+        "--config-json {params.cfg} --threads {threads} > {log} 2>&1"
+
+
+rule rno_mg_taylor:
+    input:
+        rules.rno_mg_taylor_evaluate.output.metrics,
