@@ -9,7 +9,8 @@ reproduces its stored stress to 1e-7 (the batch-independence tolerance of the da
 paths are isochoric to 1e-12; a PCA-Net trained at 10 steps evaluates at 5 and 20 steps and at
 20 steps equals its 10-step output at the shared times to 1e-5; the RNO changes its prediction
 before the inputs diverge by under 1e-6 (round-off) while the PCA-Net does by more than 1e-4;
-every experiment writes its figures and summary rows; bad config is refused naming the key.
+every experiment writes its figures and summary rows; bad config is refused naming the key;
+a Snakemake dry run of the named target plans every model and experiment.
 """
 
 from __future__ import annotations
@@ -208,3 +209,24 @@ def test_bad_config_is_refused_with_its_key(tiny):
         train_cp_paths2d(store, root / "bad", "pcanet", sur, progress=False)
     with pytest.raises(ValueError, match="training split has 9"):
         train_cp_paths2d(store, root / "bad", "pcanet", cfg["surrogates_cp_paths2d"], n_train=50, progress=False)
+
+
+def test_rules_plan_every_model_and_experiment(tmp_path):
+    """A Snakemake dry run of the default config: the surrogates_cp_paths2d target plans every
+    PCA-Net training size, every RNO (part, k), the named-path solve and the experiments."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    snake = [sys.executable, "-m", "snakemake", "surrogates_cp_paths2d", "-n", "--cores", "1",
+             "--config", f"results={tmp_path}"]
+    run = subprocess.run(snake, cwd=root, capture_output=True, text=True)
+    jobs = run.stdout + run.stderr
+    assert run.returncode == 0, jobs[-3000:]
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if line.split()[:1] and line.split()[0] in (
+        "pcanet_cp_paths2d_train", "rno_cp_paths2d_train", "cp_paths2d_named_solve", "surrogates_cp_paths2d_fig1a",
+        "surrogates_cp_paths2d_fig7bc", "surrogates_cp_paths2d_summary"))
+    assert counts == {"pcanet_cp_paths2d_train": "2", "rno_cp_paths2d_train": "6", "cp_paths2d_named_solve": "1",
+                      "surrogates_cp_paths2d_fig1a": "1", "surrogates_cp_paths2d_fig7bc": "1",
+                      "surrogates_cp_paths2d_summary": "1"}, jobs[-3000:]
