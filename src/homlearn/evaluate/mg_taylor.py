@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from homlearn.datasets.mg_taylor_classical import components, rotation_about_x2  # noqa: E402
 from homlearn.loading.paths import symmetric_from_components  # noqa: E402
+from homlearn.train.mg_taylor import deviator, relative_l2  # noqa: E402,F401  (re-exported)
 
 FIGURES = ("fig8a_error_vs_k", "fig8b_error_vs_size", "fig8cd_example", "fig9_classical", "figSI1_isotropy")
 COMPONENT_NAMES = ("11", "22", "33", "12", "13", "23")
@@ -49,20 +50,6 @@ def rno_dir(models, k: int, n: int) -> Path:
 
 def pcanet_dir(models, n: int) -> Path:
     return Path(models) / f"pcanet_n{n}"
-
-
-def relative_l2(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-path relative L2 error over all axes after the first (rno eq. 16)."""
-    p = np.asarray(pred).reshape(len(pred), -1)
-    t = np.asarray(truth).reshape(len(truth), -1)
-    return np.linalg.norm(p - t, axis=1) / np.linalg.norm(t, axis=1)
-
-
-def deviator(stress: np.ndarray) -> np.ndarray:
-    """Components (..., 6) of the deviatoric part of a stress given as components (..., 6)."""
-    out = np.array(stress, dtype=float, copy=True)
-    out[..., :3] -= out[..., :3].mean(-1, keepdims=True)
-    return out
 
 
 def rotate_back(stress: np.ndarray, rotations: np.ndarray) -> np.ndarray:
