@@ -145,7 +145,7 @@ def tiny(tmp_path_factory):
 def test_adapter_arrays_equal_the_store(tiny):
     import xarray as xr
 
-    from homlearn.train.mg_taylor import TEST, TRAIN, load_mg_taylor_data, training_rows
+    from homlearn.train.mg_taylor import TEST, TRAIN, load_mg_taylor_data, split_targets, stress_from_split, training_rows
 
     cfg, store, _, _ = tiny
     ds = xr.open_zarr(store)
@@ -159,6 +159,9 @@ def test_adapter_arrays_equal_the_store(tiny):
     assert d.duration == cfg["mg_taylor"]["duration"]
     tr = d.subset(TRAIN)
     assert np.array_equal(training_rows(d, 5), tr[:5]) and len(d.subset(TEST)) > 0
+    z = split_targets(d.y)  # pressure and independent deviator (eq. 28), and back
+    assert np.allclose(z[..., 0], -np.trace(symmetric_from_components(d.y, 3), axis1=-2, axis2=-1) / 3, atol=1e-9)
+    assert np.allclose(stress_from_split(z), d.y, rtol=0, atol=1e-9 * np.abs(d.y).max())
     with pytest.raises(ValueError, match="rno.mg_taylor.train_sizes"):
         training_rows(d, len(tr) + 1)
 
@@ -184,7 +187,7 @@ def test_classical_tests_are_uniaxial_and_consistent(tiny):
 
 
 def test_train_fit_evaluate_and_summary(tiny, tmp_path):
-    """RNO (k = 0, 1) and PCA-Net through the shared trainer, the J2 Johnson-Cook fit, the
+    """RNO (k = 0, 1; pressure/deviator split) and PCA-Net through the shared trainer, the J2 Johnson-Cook fit, the
     evaluation (figures, metrics, summary rows) and the summary table. The Taylor model with 8
     grains is anisotropic (invariance error > 1e-4), the J2 law is not (< 1e-10)."""
     from homlearn.evaluate.history import write_summary
@@ -202,6 +205,10 @@ def test_train_fit_evaluate_and_summary(tiny, tmp_path):
         info = train_mg_taylor(store, models / f"pcanet_n{n}", model="pcanet", n_train=n,
                                hyper={k: mg["pcanet"][k] for k in ("r_in", "r_out", "hidden", "scale")},
                                train_cfg=mg["pcanet"]["train"], progress=False)
+    rno, info = load_mg_model(models / "rno_k1_n12")  # default target: pressure RNO (k = 0) + deviatoric RNO (k)
+    assert info["hyperparameters"]["target"] == "split"
+    assert rno.rno.pressure.k == 0 and rno.rno.deviatoric.k == 1 and rno.rno.deviatoric.c_out == 5
+    assert 0 < info["metrics"]["test"]["deviatoric_l2"]
     net, info = load_mg_model(models / "pcanet_n12")
     assert info["hyperparameters"]["r_in"] == 4 and net.pca_in.n_components == 4
     jc = fit_jc(root / "classical.zarr", models / "jc", mg["calibration"])

@@ -64,6 +64,7 @@ def cmd_train(args, cfg):
     else:
         p = mg["pcanet"]
         hyper, train_cfg = {k: p[k] for k in ("r_in", "r_out", "hidden", "scale")}, p["train"]
+    hyper["target"] = mg["target"]
     info = train_mg_taylor(args.store, args.out, model=args.model, k=args.k, n_train=args.n_train, hyper=hyper,
                            train_cfg=train_cfg)
     print(json.dumps(info["metrics"], indent=2))

@@ -67,7 +67,7 @@ rule rno_mg_taylor_train_rno:
     output:
         model=f"{MGX}/models/rno_k{{k}}_n{{n}}/model.json",
     params:
-        cfg=_mgx_json(["width", "depth", "train"]),
+        cfg=_mgx_json(["width", "depth", "train", "target"]),
     wildcard_constraints:
         k=r"\d+",
         n=r"\d+",
@@ -89,7 +89,7 @@ rule rno_mg_taylor_train_pcanet:
     output:
         model=f"{MGX}/models/pcanet_n{{n}}/model.json",
     params:
-        cfg=_mgx_json(["pcanet"]),
+        cfg=_mgx_json(["pcanet", "target"]),
     wildcard_constraints:
         n=r"\d+",
     threads: 1
