@@ -180,9 +180,9 @@ def train_mg_taylor(store, out_dir, *, model: str = "rno", k: int = 5, n_train: 
     fitted = HistoryData(data.x, y_fit, data.t, data.split, data.ids, {})
     xt, yt = torch.as_tensor(np.array(data.x[tr])), torch.as_tensor(np.array(y_fit[tr]))
     if model == "rno":
-        net.fit_scaling(xt, yt, torch.as_tensor(data.t))
+        net.fit_scaling(xt, yt, torch.as_tensor(np.array(data.t)))
     else:
-        net.fit_pca(xt.float(), yt.float(), torch.as_tensor(data.t))
+        net.fit_pca(xt.float(), yt.float(), torch.as_tensor(np.array(data.t)))
     fp = fingerprint((data.ids[tr], data.t, data.x[tr], data.y[tr], data.ids[te]))
     rid = make_run_id("mg_taylor", model, k, int(n_train), hyper, settings.run_key(), fp)
     monitored = va if len(va) else tr
