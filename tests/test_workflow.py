@@ -19,7 +19,9 @@ def test_snakemake_end_to_end(tmp_path):
         "dask": {"batch_size": 16, "progress": False},
         "heat2d": {"n_samples": 64, "seed": 11,
                    "train": {"max_epochs": 8, "patience": 8, "batch_size": 16},
-                   "report": {"n_examples": 2}},
+                   "report": {"n_examples": 2},
+                   "sensitivity": {"filters": [1, 4], "seeds": [0],
+                                   "train": {"max_epochs": 3, "patience": 3, "batch_size": 16}}},
         "elastic_ls": {"n_design_points": 2, "per_point": 2, "grid": 10, "batch_size": 2, "contrasts": [10]},
         "cp_grid": {"n_steps": 10, "record_strains": [0.002], "batch_size": 2,
                     "grid2d": {"n_samples": 2, "grid": 10}, "grid3d": {"n_samples": 2, "grid": 6}},
@@ -69,6 +71,18 @@ def test_snakemake_end_to_end(tmp_path):
 
     again = subprocess.run(snake + ["-n"], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    # Fig. 12a sweep (a named target): one model per (model, N_filters, seed), from the same dataset
+    sens = subprocess.run(snake[:5] + ["heat2d_sensitivity"] + snake[5:], cwd=ROOT, capture_output=True, text=True)
+    assert sens.returncode == 0, sens.stderr[-4000:]
+    assert "heat2d_solve" not in sens.stdout + sens.stderr
+    rows = json.loads((out / "heat2d" / "sensitivity" / "metrics.json").read_text())["runs"]
+    assert sorted((r["model"], r["n_filters"]) for r in rows) == [("fgcnn", 1), ("fgcnn", 4), ("rgcnn", 1),
+                                                                  ("rgcnn", 4)]
+    assert all(r["epochs"] == 3 and r["rmse"] > 0 and r["n_dense"] == 2 for r in rows)
+    assert {r["n_features"] for r in rows if r["model"] == "rgcnn"} == {3}
+    assert {r["n_features"] for r in rows if r["model"] == "fgcnn"} == {1, 4}
+    assert (out / "heat2d" / "fig12a_sensitivity.png").stat().st_size > 10_000
 
     # a changed learning rate retrains and re-evaluates, and leaves the datasets alone
     cfg2 = tmp_path / "tiny-lr.yaml"

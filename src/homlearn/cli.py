@@ -236,6 +236,15 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_heat2d_sensitivity(args):
+    from homlearn.evaluate.heat2d import evaluate_sensitivity
+
+    runs = dict(r.split("=", 1) for r in args.run)
+    metrics = evaluate_sensitivity(runs, args.out)
+    print(json.dumps(metrics["summary"], indent=2))
+    return 0
+
+
 def cmd_history_train(args):
     import torch
 
@@ -402,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("out")
     e.add_argument("--model", action="append", default=[], help="name=model_dir (repeatable)")
     e.set_defaults(func=cmd_evaluate)
+    sv = h.add_parser("sensitivity", help="Fig. 12a from the trained sweep models")
+    sv.add_argument("dataset")
+    sv.add_argument("out")
+    sv.add_argument("--run", action="append", default=[], help="<model>_f<filters>_s<seed>=model_dir (repeatable)")
+    sv.set_defaults(func=cmd_heat2d_sensitivity)
 
     el = sub.add_parser("elastic_ls", help="voxel strain fields of two-phase cells (paper rln)").add_subparsers(
         dest="step", required=True)

@@ -4,7 +4,7 @@
 # directory output before rerunning the job).
 
 H = f"{R}/heat2d"
-DATA_KEYS_EXCLUDED = ("models", "train", "report")  # what the data stages do not depend on
+DATA_KEYS_EXCLUDED = ("models", "train", "report", "sensitivity")  # what the data stages do not depend on
 
 
 def train_config(wildcards):
@@ -106,3 +106,61 @@ rule heat2d_evaluate:
 rule heat2d_all:
     input:
         f"{H}/metrics.json",
+
+
+# Fig. 12a: sensitivity to N_filters (fGCNN; rGCNN with N_features fixed), one model per seed.
+SENS = config["heat2d"]["sensitivity"]
+SENS_RUNS = [f"{m}_f{f}_s{s}" for m in HEAT_MODELS for f in SENS["filters"] for s in SENS["seeds"]]
+
+
+def sensitivity_config(wildcards):
+    """The heat2d train config of one sweep point: the sweep's budget, its seed, its widths."""
+    hyper = {"n_filters": int(wildcards.filters), "n_dense": SENS["n_dense"]}
+    if wildcards.model == "rgcnn":
+        hyper["n_features"] = SENS["rgcnn_features"]
+    train = {k: v for k, v in SENS["train"].items() if k != "gpu"} | {"seed": int(wildcards.seed)}
+    return shlex.quote(json.dumps({"heat2d": {"train": train, "models": {wildcards.model: hyper}}}, sort_keys=True))
+
+
+rule heat2d_sensitivity_train:
+    input:
+        rules.heat2d_solve.output.summary,
+    output:
+        model=f"{H}/sensitivity/{{model}}_f{{filters}}_s{{seed}}/model.json",
+    params:
+        cfg=sensitivity_config,
+        store=f"{R}/datasets/heat2d.zarr",
+        out=lambda w: f"{H}/sensitivity/{w.model}_f{w.filters}_s{w.seed}",
+    wildcard_constraints:
+        model="|".join(HEAT_MODELS),
+        filters=r"\d+",
+        seed=r"\d+",
+    threads: 1
+    resources:
+        gpu=gpu_resource(SENS["train"]),
+    log:
+        f"{H}/logs/sensitivity_{{model}}_f{{filters}}_s{{seed}}.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} heat2d train {params.store} {wildcards.model} {params.out} "
+        "--threads {threads} --config-json {params.cfg} > {log} 2>&1"
+
+
+rule heat2d_sensitivity:
+    input:
+        models=expand(f"{H}/sensitivity/{{run}}/model.json", run=SENS_RUNS),
+    output:
+        metrics=f"{H}/sensitivity/metrics.json",
+        table=f"{H}/sensitivity/metrics.csv",
+        figure=report(f"{H}/fig12a_sensitivity.png", caption="../report/heat2d_fig12a_sensitivity.rst",
+                      category="heat2d", labels={"figure": "fig12a_sensitivity"}),
+    params:
+        store=f"{R}/datasets/heat2d.zarr",
+        runs=" ".join(f"--run {r}={H}/sensitivity/{r}" for r in SENS_RUNS),
+    log:
+        f"{H}/logs/sensitivity.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} heat2d sensitivity {params.store} {H} {params.runs} > {log} 2>&1"
