@@ -315,6 +315,13 @@ def cmd_rln_summary(args):
     return 0
 
 
+def cmd_summary_index(args):
+    from homlearn.evaluate.summary_index import write_index
+
+    print(write_index(args.out, args.summaries))
+    return 0
+
+
 def cmd_validate(args):
     cfg = load_config(args.path)
     print(f"{args.path}: valid")
@@ -549,6 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("out")
     rs.add_argument("metrics", nargs="+")
     rs.set_defaults(func=cmd_rln_summary)
+
+    si = sub.add_parser("summary", help="results/summary/README.md: one reproduction table for the four papers")
+    si.add_argument("out")
+    si.add_argument("summaries", nargs="+", help="experiment summaries (Markdown tables); missing ones are listed")
+    si.set_defaults(func=cmd_summary_index)
 
     from homlearn.cli_mg_taylor import register as register_mg_taylor
 

@@ -1,0 +1,33 @@
+# results/summary/README.md: the reproduction table of all four papers, from every experiment
+# summary (target `summary`: it trains every surrogate, so it is not in `all`).
+
+rule rno_mg_taylor_summary:
+    input:
+        f"{R}/rno/mg_taylor/metrics.json",
+    output:
+        report(f"{R}/summary/history_surrogates_mg_taylor.md", caption="../report/rno_mg_taylor_summary.rst",
+               category="rno", subcategory="mg_taylor", labels={"figure": "summary table"}),
+    log:
+        f"{R}/rno/mg_taylor/logs/summary.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} history summary {output} {input} > {log} 2>&1"
+
+
+SUMMARIES = [f"{R}/summary/{name}.md" for name in (
+    "history_surrogates", "history_surrogates_cp_paths2d", "history_surrogates_mg_taylor", "field_surrogates")]
+
+
+rule summary:
+    input:
+        SUMMARIES,
+    output:
+        report(f"{R}/summary/README.md", caption="../report/summary_index.rst", category="summary",
+               labels={"figure": "reproduction table"}),
+    log:
+        f"{R}/logs/summary_index.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} summary {output} {input} > {log} 2>&1"
