@@ -416,6 +416,8 @@ def test_factory_errors_name_the_problem():
     assert isinstance(build_model("FGCNN", 2, extensive=(1,), intensive=(0,)), FullGCNN)
     for name, cls in (("ogcnn", OriginalGCNN), ("dgcnn", DownGCNN), ("vgcnn", VeeGCNN)):
         assert isinstance(build_model(name.upper(), 2), cls)
+    c3 = build_cnn("CNN3D", 2)
+    assert isinstance(c3, PixelCNN) and c3.dim == 3 and c3.convs[0].padding_mode == "circular"
 
 
 # ---------------------------------------------------------------------------
