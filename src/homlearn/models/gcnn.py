@@ -39,8 +39,8 @@ Notation used below (per sample, batched block-diagonally):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 import math
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
