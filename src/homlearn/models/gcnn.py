@@ -1,10 +1,29 @@
 """Graph convolutional surrogates of homogenized properties on mesh and grain graphs.
 
-Implements the full-mesh GCNN (fGCNN, Fig. 9b) and the reduced GCNN (rGCNN, Fig. 9d/10)
-of the multi-level GCNN paper (section 4, eq. 8-18). Graphs of different sizes are batched
-PyTorch-Geometric style: nodes are concatenated, edge and cluster indices offset, and a
-per-node sample index is kept. All graph operators are sparse (gather + ``index_add``); no
-dense ``N_cells x N_cells`` matrix is ever formed.
+The multi-level GCNN family of the reduced-graph paper ('gcnn', section 4, eq. 8-18, Fig. 8-10,
+section 6.1): three levels, *mesh* (cells, adjacency ``A``), *cluster* (grains/inclusions,
+reduced adjacency ``A*``) and *global* (one node per sample), connected by convolutions
+(Fig. 8 black arrows), reductions ``S Z`` (blue, down) and prolongations ``S^T Z*`` (red, up);
+several arrows into one state concatenate. Variants (each class docstring lists its arrows):
+
+==========  ==================  =============================================================
+name        figure              levels used, split of the ``n_conv`` convolutional layers
+==========  ==================  =============================================================
+``ogcnn``   sec. 6.1, ref. [5]  cluster only: ``n_conv`` convs on the binary ``A*``
+``fgcnn``   Fig. 9b, ref. [9]   mesh only: ``n_conv`` mesh convs
+``rgcnn``   Fig. 9d, Fig. 10    1 mesh conv (featurization, eq. 15), ``n_conv - 1`` on ``A*_n``
+``dgcnn``   Fig. 9c             ``ceil(n_conv/2)`` mesh, ``floor(n_conv/2)`` cluster; down only
+``vgcnn``   Fig. 9a             mesh -> cluster -> mesh: ``min(1, n_conv-2)`` + rest + 1
+==========  ==================  =============================================================
+
+``n_conv`` is the total number of convolutional layers of a variant (paper sec. 6.1: "the total
+number of convolutional layers"), whatever level they act on; the paper uses 2 for every variant.
+The figures themselves are not in the text we have: where a variant's wiring is our reading of
+the text, its class docstring says so.
+
+Graphs of different sizes are batched PyTorch-Geometric style: nodes are concatenated, edge and
+cluster indices offset, and a per-node sample index is kept. All graph operators are sparse
+(gather + ``index_add``); no dense ``N_cells x N_cells`` matrix is ever formed.
 
 Notation used below (per sample, batched block-diagonally):
 
@@ -12,16 +31,24 @@ Notation used below (per sample, batched block-diagonally):
 * ``S`` (K x N): restriction, ``S[I, i] = 1`` if cell ``i`` lies in cluster ``I`` (eq. 9);
   ``S^T`` is the prolongation (eq. 10).
 * ``D = S S^T = diag(N_I)``: cluster sizes (eq. 17).
+* ``A*_n = D^-1 S A S^T``: the normalised reduced adjacency (eq. 14, 16-17), diagonal kept;
+  ``A*_b``: the binary cluster adjacency of ref. [5] (1 where two clusters touch, zero diagonal).
+* ``X0* = R(X)``: the reduced inputs, sums of the extensive columns (eq. 11: cell volumes ->
+  cluster volumes) and means of the intensive ones (orientation), sec. 4 after eq. 17.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from homlearn.models.heads import MLPHead, build_head
+from homlearn.models.hyper import check_hyperparameters, require_int
 
 __all__ = [
     "GraphBatch",
@@ -30,8 +57,14 @@ __all__ = [
     "DenseHead",
     "FullGCNN",
     "ReducedGCNN",
+    "OriginalGCNN",
+    "DownGCNN",
+    "VeeGCNN",
     "reduced_adjacency",
+    "binary_cluster_adjacency",
     "reduce_to_clusters",
+    "reduce_inputs",
+    "prolong",
     "global_mean_pool",
     "build_model",
     "MODELS",
@@ -204,18 +237,60 @@ def reduced_adjacency(
     Returns ``(edge_index, edge_weight)`` on clusters with the same (source, target)
     convention as ``batch.edge_index``.
     """
-    k = batch.n_clusters
     dtype = dtype or (batch.x.dtype if batch.x.is_floating_point() else torch.get_default_dtype())
-    ci_src = batch.cell_cluster[batch.edge_index[0]]
-    ci_dst = batch.cell_cluster[batch.edge_index[1]]
-    key = ci_dst * k + ci_src
-    uniq, counts = torch.unique(key, return_counts=True)
-    dst = torch.div(uniq, k, rounding_mode="floor")
-    src = uniq - dst * k
+    src, dst, counts = _cluster_pairs(batch)
     weight = counts.to(dtype)
     if normalize:
         weight = weight / cluster_sizes(batch).to(dtype)[dst]
     return torch.stack([src, dst]), weight
+
+
+def _cluster_pairs(batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distinct (source, target) cluster pairs of the mesh edges and how many edges each has."""
+    k = batch.n_clusters
+    ci_src = batch.cell_cluster[batch.edge_index[0]]
+    ci_dst = batch.cell_cluster[batch.edge_index[1]]
+    uniq, counts = torch.unique(ci_dst * k + ci_src, return_counts=True)
+    dst = torch.div(uniq, k, rounding_mode="floor")
+    return uniq - dst * k, dst, counts
+
+
+def binary_cluster_adjacency(batch: GraphBatch) -> torch.Tensor:
+    """Binary reduced adjacency ``A*_b`` of the original clustered GCNN (ref. [5], paper sec. 6):
+    ``A*_b[I, J] = 1`` if clusters ``I != J`` share at least one mesh face, zero diagonal (the
+    self weight ``W0`` of :class:`GraphConv` is separate). Returns the ``edge_index`` (both
+    directions, no weights) with the convention of ``batch.edge_index``."""
+    src, dst, _ = _cluster_pairs(batch)
+    off = src != dst
+    return torch.stack([src[off], dst[off]])
+
+
+def prolong(z_star: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    """Prolongation ``S^T Z*`` (eq. 10, Fig. 8 red arrows): every cell takes its cluster's row.
+    It is the transpose of the sum-reduction ``S Z`` (``reduce_to_clusters(.., "sum")``)."""
+    return z_star.index_select(0, batch.cell_cluster)
+
+
+def check_columns(in_features: int, extensive: Sequence[int], intensive: Sequence[int]) -> tuple[tuple, tuple]:
+    """Validated ``(extensive, intensive)`` input-column tuples (see :func:`reduce_inputs`)."""
+    extensive, intensive = tuple(int(i) for i in extensive), tuple(int(i) for i in intensive)
+    for i in extensive + intensive:
+        if not 0 <= i < in_features:
+            raise ValueError(f"input column {i} out of range for in_features={in_features}")
+    if set(extensive) & set(intensive):
+        raise ValueError(f"columns {sorted(set(extensive) & set(intensive))} are both extensive and intensive")
+    return extensive, intensive
+
+
+def reduce_inputs(x: torch.Tensor, batch: GraphBatch, extensive: torch.Tensor, intensive: torch.Tensor) -> torch.Tensor:
+    """``X0* = R(X)``: cluster sums of the ``extensive`` input columns (eq. 11, cell volume ->
+    cluster volume) followed by cluster means of the ``intensive`` ones (orientation), sec. 4."""
+    parts = []
+    if extensive.numel():
+        parts.append(reduce_to_clusters(x.index_select(1, extensive), batch, "sum"))
+    if intensive.numel():
+        parts.append(reduce_to_clusters(x.index_select(1, intensive), batch, "mean"))
+    return torch.cat(parts, dim=1) if parts else x.new_zeros((batch.n_clusters, 0))
 
 
 def global_mean_pool(z: torch.Tensor, index: torch.Tensor, n_graphs: int) -> torch.Tensor:
@@ -266,20 +341,16 @@ class GraphConv(nn.Module):
         return f"{self.in_features}, {self.out_features}, activation={self.activation}"
 
 
-class DenseHead(nn.Sequential):
-    """MLP on the pooled features: ``n_dense`` linear layers in total (last one is the linear
-    output layer), ReLU in between."""
+#: The MLP head (:class:`homlearn.models.heads.MLPHead`) under its former name.
+DenseHead = MLPHead
 
-    def __init__(self, in_features: int, hidden: int, n_dense: int, n_out: int):
-        if n_dense < 1:
-            raise ValueError(f"n_dense must be >= 1, got {n_dense}")
-        dims = [in_features] + [hidden] * (n_dense - 1) + [n_out]
-        layers: list[nn.Module] = []
-        for i in range(n_dense):
-            layers.append(nn.Linear(dims[i], dims[i + 1]))
-            if i < n_dense - 1:
-                layers.append(nn.ReLU())
-        super().__init__(*layers)
+
+def _pool_cells(z: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    return global_mean_pool(z, batch.cell_graph, batch.n_graphs)
+
+
+def _pool_clusters(z: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    return global_mean_pool(z, batch.cluster_graph, batch.n_graphs)
 
 
 # ---------------------------------------------------------------------------
@@ -287,9 +358,40 @@ class DenseHead(nn.Sequential):
 # ---------------------------------------------------------------------------
 
 
-class FullGCNN(nn.Module):
-    """fGCNN (Fig. 9b): ``n_conv`` graph convolutions (eq. 12-13) on the mesh graph, global
-    average pooling over cells (eq. 18), dense head."""
+class _GCNN(nn.Module):
+    """Common part: ``forward = head(global features)``. :meth:`levels` returns the node states of
+    every level (``"mesh"``: list of (N, .) states, ``"cluster"``: list of (K, .), ``"global"``: the
+    pooled features ``F_a`` (B, .)), for the filter maps and correlations of paper section 5."""
+
+    head: nn.Module
+
+    def levels(self, batch: GraphBatch) -> dict:
+        raise NotImplementedError
+
+    def global_features(self, batch: GraphBatch) -> torch.Tensor:
+        """``F_a`` (eq. 18): the head's input."""
+        return self.levels(batch)["global"]
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        return self.head(self.global_features(batch))
+
+    def _columns(self, in_features: int, extensive, intensive) -> int:
+        ext, inten = check_columns(in_features, extensive, intensive)
+        self.register_buffer("extensive", torch.tensor(ext, dtype=torch.long), persistent=False)
+        self.register_buffer("intensive", torch.tensor(inten, dtype=torch.long), persistent=False)
+        return len(ext) + len(inten)
+
+
+def _head(head, in_features, n_out, n_dense, hidden, lstm_hidden, n_mix) -> nn.Module:
+    return build_head(head, in_features, n_out, n_dense, hidden, lstm_hidden, n_mix)
+
+
+class FullGCNN(_GCNN):
+    """fGCNN (Fig. 9b, ref. [9]): ``n_conv`` graph convolutions (eq. 12-13) on the mesh graph,
+    global average pooling over cells (eq. 18), head.
+
+    Fig. 8 arrows: mesh black x ``n_conv``; blue mesh -> global (pooling). No cluster level.
+    """
 
     def __init__(
         self,
@@ -299,22 +401,26 @@ class FullGCNN(nn.Module):
         n_dense: int = 3,
         n_out: int = 1,
         hidden: int = 32,
+        head: str = "mlp",
+        lstm_hidden: int = 32,
+        n_mix: int = 16,
     ):
         super().__init__()
-        if n_conv < 1:
-            raise ValueError(f"n_conv must be >= 1, got {n_conv}")
+        n_conv, n_filters = require_int("n_conv", n_conv), require_int("n_filters", n_filters)
         dims = [in_features] + [n_filters] * n_conv
         self.convs = nn.ModuleList(GraphConv(dims[i], dims[i + 1]) for i in range(n_conv))
-        self.head = DenseHead(n_filters, hidden, n_dense, n_out)
+        self.head = _head(head, n_filters, n_out, n_dense, hidden, lstm_hidden, n_mix)
 
-    def forward(self, batch: GraphBatch) -> torch.Tensor:
+    def levels(self, batch: GraphBatch) -> dict:
         z = batch.x
+        mesh = [z]
         for conv in self.convs:
             z = conv(z, batch.edge_index)
-        return self.head(global_mean_pool(z, batch.cell_graph, batch.n_graphs))
+            mesh.append(z)
+        return {"mesh": mesh, "cluster": [], "global": _pool_cells(z, batch)}
 
 
-class ReducedGCNN(nn.Module):
+class ReducedGCNN(_GCNN):
     """rGCNN (Fig. 9d/10).
 
     1. One featurizing convolution on the mesh graph with ``n_filters`` filters, reduced to
@@ -324,7 +430,10 @@ class ReducedGCNN(nn.Module):
        ``intensive`` columns (orientation -> grain orientation).
     3. ``n_conv - 1`` graph convolutions with ``n_features`` filters on the reduced graph
        with ``A*_n = D^-1 S A S^T`` (eq. 14, 16-17; diagonal kept).
-    4. Global average pooling over clusters (eq. 18 on the reduced graph), dense head.
+    4. Global average pooling over clusters (eq. 18 on the reduced graph), head.
+
+    Fig. 8 arrows: mesh black x 1; blue mesh -> cluster (featurized and raw inputs,
+    concatenated); cluster black x ``n_conv - 1``; blue cluster -> global.
     """
 
     def __init__(
@@ -338,46 +447,240 @@ class ReducedGCNN(nn.Module):
         extensive: Sequence[int] = (1,),
         intensive: Sequence[int] = (0,),
         hidden: int = 32,
+        head: str = "mlp",
+        lstm_hidden: int = 32,
+        n_mix: int = 16,
     ):
         super().__init__()
-        if n_conv < 1:
-            raise ValueError(f"n_conv must be >= 1 (the featurizing convolution), got {n_conv}")
-        extensive, intensive = tuple(int(i) for i in extensive), tuple(int(i) for i in intensive)
-        for i in extensive + intensive:
-            if not 0 <= i < in_features:
-                raise ValueError(f"input column {i} out of range for in_features={in_features}")
-        if set(extensive) & set(intensive):
-            raise ValueError(f"columns {sorted(set(extensive) & set(intensive))} are both extensive and intensive")
-        self.register_buffer("extensive", torch.tensor(extensive, dtype=torch.long), persistent=False)
-        self.register_buffer("intensive", torch.tensor(intensive, dtype=torch.long), persistent=False)
-
+        n_conv = require_int("n_conv", n_conv, 1, " (the featurizing convolution)")
+        n_filters, n_features = require_int("n_filters", n_filters), require_int("n_features", n_features)
+        n_red = self._columns(in_features, extensive, intensive)
         self.featurize = GraphConv(in_features, n_filters)
-        d = n_filters + len(extensive) + len(intensive)
-        dims = [d] + [n_features] * (n_conv - 1)
+        dims = [n_filters + n_red] + [n_features] * (n_conv - 1)
         self.reduced_convs = nn.ModuleList(GraphConv(dims[i], dims[i + 1]) for i in range(n_conv - 1))
-        self.head = DenseHead(dims[-1], hidden, n_dense, n_out)
+        self.head = _head(head, dims[-1], n_out, n_dense, hidden, lstm_hidden, n_mix)
 
-    def forward(self, batch: GraphBatch) -> torch.Tensor:
+    def levels(self, batch: GraphBatch) -> dict:
         x = batch.x
-        parts = [reduce_to_clusters(self.featurize(x, batch.edge_index), batch, "mean")]
-        if self.extensive.numel():
-            parts.append(reduce_to_clusters(x.index_select(1, self.extensive), batch, "sum"))
-        if self.intensive.numel():
-            parts.append(reduce_to_clusters(x.index_select(1, self.intensive), batch, "mean"))
-        z = torch.cat(parts, dim=1)
+        m = self.featurize(x, batch.edge_index)
+        z = torch.cat([reduce_to_clusters(m, batch, "mean"), reduce_inputs(x, batch, self.extensive,
+                                                                            self.intensive)], dim=1)
+        cluster = [z]
         if len(self.reduced_convs):
             cei, cew = reduced_adjacency(batch, normalize=True, dtype=z.dtype)
             for conv in self.reduced_convs:
                 z = conv(z, cei, cew)
-        return self.head(global_mean_pool(z, batch.cluster_graph, batch.n_graphs))
+                cluster.append(z)
+        return {"mesh": [x, m], "cluster": cluster, "global": _pool_clusters(z, batch)}
 
 
-MODELS: dict[str, type[nn.Module]] = {"fgcnn": FullGCNN, "rgcnn": ReducedGCNN}
+class OriginalGCNN(_GCNN):
+    """oGCNN, the "original" clustered GCNN (paper section 6 and 6.1, ref. [5]): its input is
+    only the clustered data ``X0* = R(X)`` (sums of the ``extensive`` columns, means of the
+    ``intensive`` ones; every input column must be one of the two), with no featurization;
+    ``n_conv`` graph convolutions (eq. 12-13, ``n_features`` filters, default ``n_filters``) on
+    the binary cluster adjacency ``A*_b`` (:func:`binary_cluster_adjacency`: 1 where two clusters
+    touch, zero diagonal; the self weight is separate); average pooling over clusters; head.
+
+    Fig. 8 arrows: the input enters at the cluster level (``X0*``; its reduction is data
+    preparation, not learned); cluster black x ``n_conv``; blue cluster -> global.
+    Our choices: pooling is the cluster mean as for the rGCNN (eq. 18 on the reduced graph); the
+    binary adjacency is not normalised (ref. [5]'s binary graph, as the paper describes it).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_filters: int = 16,
+        n_features: int | None = None,
+        n_conv: int = 2,
+        n_dense: int = 3,
+        n_out: int = 1,
+        extensive: Sequence[int] = (1,),
+        intensive: Sequence[int] = (0,),
+        hidden: int = 32,
+        head: str = "mlp",
+        lstm_hidden: int = 32,
+        n_mix: int = 16,
+    ):
+        super().__init__()
+        n_conv = require_int("n_conv", n_conv)
+        width = require_int("n_filters", n_filters) if n_features is None else require_int("n_features", n_features)
+        n_red = self._columns(in_features, extensive, intensive)
+        missing = sorted(set(range(in_features)) - set(self.extensive.tolist()) - set(self.intensive.tolist()))
+        if missing:
+            raise ValueError(f"ogcnn sees cluster data only: input columns {missing} are in neither 'extensive' "
+                             "nor 'intensive' and would be ignored; declare each column in one of them")
+        dims = [n_red] + [width] * n_conv
+        self.cluster_convs = nn.ModuleList(GraphConv(dims[i], dims[i + 1]) for i in range(n_conv))
+        self.head = _head(head, width, n_out, n_dense, hidden, lstm_hidden, n_mix)
+
+    def levels(self, batch: GraphBatch) -> dict:
+        z = reduce_inputs(batch.x, batch, self.extensive, self.intensive)
+        cluster = [z]
+        cei = binary_cluster_adjacency(batch)
+        for conv in self.cluster_convs:
+            z = conv(z, cei)
+            cluster.append(z)
+        return {"mesh": [], "cluster": cluster, "global": _pool_clusters(z, batch)}
 
 
-def build_model(name: str, in_features: int, **hyper) -> nn.Module:
-    """Instantiate ``"fgcnn"`` (:class:`FullGCNN`) or ``"rgcnn"`` (:class:`ReducedGCNN`)."""
+class DownGCNN(_GCNN):
+    """dGCNN, the "down" variant (Fig. 9c): information flows only from finer to coarser levels.
+
+    With ``n_mesh = ceil(n_conv / 2)`` mesh and ``n_cluster = n_conv - n_mesh`` cluster
+    convolutions (``n_conv >= 2``; the paper's ``n_conv = 2`` gives one of each):
+
+    * mesh stream ``M_0 = X``, ``M_k = Conv(M_{k-1}, A)`` (``n_filters`` filters);
+    * cluster stream ``C_0 = X0* = R(X)`` (reduced inputs, the reduction of level 0), and
+      ``C_k = Conv*([C_{k-1}, D^-1 S M_k], A*_n)`` (``n_features`` filters, default
+      ``n_filters``): every mesh level is reduced by the cluster mean (eq. 15, 17) and
+      concatenated with the cluster stream; when ``n_mesh > n_cluster`` (odd ``n_conv``) the last
+      reduced mesh level is concatenated without a convolution (Fig. 8's "direct pass-through");
+    * global ``F = [mean_cells M_last, mean_clusters C_last]``: both levels pooled (eq. 18).
+
+    Fig. 8 arrows: mesh black x ``n_mesh``; blue mesh -> cluster at every mesh depth (0 .. n_mesh);
+    cluster black x ``n_cluster``; blue mesh -> global and cluster -> global; no red arrows.
+    Our reading (the figure is not in the text): the split of ``n_conv`` and the ladder wiring
+    (cluster conv ``k`` sees mesh level ``k``). With ``n_conv = 2`` it is the rGCNN plus the pooled
+    mesh features.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_filters: int = 16,
+        n_features: int | None = None,
+        n_conv: int = 2,
+        n_dense: int = 3,
+        n_out: int = 1,
+        extensive: Sequence[int] = (1,),
+        intensive: Sequence[int] = (0,),
+        hidden: int = 32,
+        head: str = "mlp",
+        lstm_hidden: int = 32,
+        n_mix: int = 16,
+    ):
+        super().__init__()
+        n_conv = require_int("n_conv", n_conv, 2, " (dgcnn has a mesh and a cluster convolution)")
+        nf = require_int("n_filters", n_filters)
+        nk = nf if n_features is None else require_int("n_features", n_features)
+        self.n_mesh = math.ceil(n_conv / 2)
+        self.n_cluster = n_conv - self.n_mesh
+        width = self._columns(in_features, extensive, intensive)
+        self.mesh_convs = nn.ModuleList(GraphConv(in_features if k == 0 else nf, nf) for k in range(self.n_mesh))
+        convs = []
+        for _ in range(self.n_cluster):
+            convs.append(GraphConv(width + nf, nk))
+            width = nk
+        self.cluster_convs = nn.ModuleList(convs)
+        width += nf * (self.n_mesh - self.n_cluster)
+        self.head = _head(head, nf + width, n_out, n_dense, hidden, lstm_hidden, n_mix)
+
+    def levels(self, batch: GraphBatch) -> dict:
+        m = batch.x
+        c = reduce_inputs(m, batch, self.extensive, self.intensive)
+        mesh, cluster = [m], [c]
+        cei, cew = reduced_adjacency(batch, normalize=True, dtype=m.dtype)
+        for k, conv in enumerate(self.mesh_convs):
+            m = conv(m, batch.edge_index)
+            c = torch.cat([c, reduce_to_clusters(m, batch, "mean")], dim=1)
+            if k < self.n_cluster:
+                c = self.cluster_convs[k](c, cei, cew)
+            mesh.append(m)
+            cluster.append(c)
+        return {"mesh": mesh, "cluster": cluster,
+                "global": torch.cat([_pool_cells(m, batch), _pool_clusters(c, batch)], dim=1)}
+
+
+class VeeGCNN(_GCNN):
+    """vGCNN, the "vee" variant (Fig. 9a): information flows mesh -> cluster -> mesh.
+
+    ``n_conv >= 2`` convolutions split as ``n_down = min(1, n_conv - 2)`` mesh convolutions
+    before the reduction, ``n_cluster = n_conv - 1 - n_down`` on the reduced graph and one mesh
+    convolution after the prolongation:
+
+    * down arm: ``M = X``, then ``n_down`` mesh convolutions (``n_filters`` filters);
+    * cluster: ``C = [X0*, D^-1 S M]`` (``[X0*]`` when ``n_down = 0``: the reduction of the raw
+      inputs), ``n_cluster`` convolutions on ``A*_n`` (``n_features`` filters, default ``n_filters``);
+    * up arm: the prolongation ``S^T C`` (eq. 10) concatenated with the mesh stream ``M``, one
+      mesh convolution ``U = Conv([M, S^T C], A)`` (``n_filters`` filters);
+    * global ``F = mean_cells U`` (eq. 18), head.
+
+    Fig. 8 arrows: mesh black x ``n_down`` (a pass-through when 0); blue mesh -> cluster; cluster
+    black x ``n_cluster``; red cluster -> mesh; mesh black x 1; blue mesh -> global.
+    Our reading (the figure is not in the text): with the paper's ``n_conv = 2`` the three
+    convolutions of the vee (mesh, cluster, mesh) do not fit, and we keep the cluster and the
+    final mesh convolution (the down arm is the pass-through of the raw inputs, which Fig. 8
+    allows): dropping the final one instead would make the prolongation followed by the cell
+    average a mere cell-count-weighted cluster average, i.e. no cluster -> mesh flow at all.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_filters: int = 16,
+        n_features: int | None = None,
+        n_conv: int = 2,
+        n_dense: int = 3,
+        n_out: int = 1,
+        extensive: Sequence[int] = (1,),
+        intensive: Sequence[int] = (0,),
+        hidden: int = 32,
+        head: str = "mlp",
+        lstm_hidden: int = 32,
+        n_mix: int = 16,
+    ):
+        super().__init__()
+        n_conv = require_int("n_conv", n_conv, 2, " (vgcnn has a cluster and a mesh convolution)")
+        nf = require_int("n_filters", n_filters)
+        nk = nf if n_features is None else require_int("n_features", n_features)
+        self.n_down = min(1, n_conv - 2)
+        self.n_cluster = n_conv - 1 - self.n_down
+        n_red = self._columns(in_features, extensive, intensive)
+        self.down_convs = nn.ModuleList(GraphConv(in_features, nf) for _ in range(self.n_down))
+        dims = [n_red + (nf if self.n_down else 0)] + [nk] * self.n_cluster
+        self.cluster_convs = nn.ModuleList(GraphConv(dims[i], dims[i + 1]) for i in range(self.n_cluster))
+        self.up_convs = nn.ModuleList([GraphConv((nf if self.n_down else in_features) + nk, nf)])
+        self.head = _head(head, nf, n_out, n_dense, hidden, lstm_hidden, n_mix)
+
+    def levels(self, batch: GraphBatch) -> dict:
+        x = batch.x
+        m = x
+        mesh = [m]
+        for conv in self.down_convs:
+            m = conv(m, batch.edge_index)
+            mesh.append(m)
+        c = reduce_inputs(x, batch, self.extensive, self.intensive)
+        if self.n_down:
+            c = torch.cat([c, reduce_to_clusters(m, batch, "mean")], dim=1)
+        cluster = [c]
+        cei, cew = reduced_adjacency(batch, normalize=True, dtype=c.dtype)
+        for conv in self.cluster_convs:
+            c = conv(c, cei, cew)
+            cluster.append(c)
+        u = torch.cat([m, prolong(c, batch)], dim=1)
+        for conv in self.up_convs:
+            u = conv(u, batch.edge_index)
+            mesh.append(u)
+        return {"mesh": mesh, "cluster": cluster, "global": _pool_cells(u, batch)}
+
+
+MODELS: dict[str, type[nn.Module]] = {"ogcnn": OriginalGCNN, "fgcnn": FullGCNN, "dgcnn": DownGCNN,
+                                      "vgcnn": VeeGCNN, "rgcnn": ReducedGCNN}
+
+
+def build_model(name: str, in_features: int, n_out: int = 1, **hyper) -> nn.Module:
+    """Instantiate a GCNN by name (case-insensitive): ``ogcnn``, ``fgcnn``, ``dgcnn``, ``vgcnn``,
+    ``rgcnn``. ``hyper`` are the class's keyword arguments (``n_filters``, ``n_features``,
+    ``n_conv``, ``n_dense``, ``hidden``, ``head``, ``lstm_hidden``, ``n_mix``, and the
+    ``extensive``/``intensive`` input columns of the reducing variants; the fGCNN never reduces
+    and ignores the latter two, so that a trainer can pass them to every variant)."""
     key = str(name).strip().lower()
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}; allowed names: {', '.join(sorted(MODELS))}")
-    return MODELS[key](in_features, **hyper)
+    cls = MODELS[key]
+    if cls is FullGCNN:
+        hyper = {k: v for k, v in hyper.items() if k not in ("extensive", "intensive")}
+    check_hyperparameters(key, cls, hyper, fixed=("in_features", "n_out"))
+    return cls(in_features, n_out=n_out, **hyper)
