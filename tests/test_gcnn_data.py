@@ -340,3 +340,20 @@ def test_short_training_end_to_end_and_exact_reload(cp_stores, tmp_path, model):
     assert losses[-1] < losses[0]
     pred, truth, again = predict_store(out, cp_stores["2d"], "validation")
     assert np.array_equal(pred, preds["validation"]) and np.array_equal(truth, data.y[data.subset("validation")])
+
+
+def test_heat2d_records_from_before_the_exemplar_was_stored_still_load(heat2d_small, tmp_path):
+    """heat2d keeps its scalar target and metrics; a model.json without the keys added for the
+    other exemplars (as the heat2d rules wrote them before) reloads to the same predictions (exact)."""
+    from homlearn.train.gcnn import predict_store, train_gcnn
+
+    hyper = {"n_filters": 4, "n_features": 4, "n_conv": 2, "n_dense": 2, "hidden": 8}
+    info = train_gcnn(heat2d_small["data"], "rgcnn", hyper, {"batch_size": 16, "max_epochs": 2, "device": "cpu",
+                                                             "tensorboard": False}, tmp_path, progress=False)
+    assert info["exemplar"] == "heat2d" and info["structure"] == {"extensive": [1], "intensive": [0]}
+    assert "per_step" not in info["metrics"]["validation"] and "loading" not in info
+    old = {k: v for k, v in info.items() if k not in ("exemplar", "data", "structure", "feature_kinds", "target",
+                                                      "splits")}
+    (tmp_path / "model.json").write_text(json.dumps(old))
+    pred, truth, _ = predict_store(tmp_path, heat2d_small["data"], "validation")
+    assert pred.shape == (len(truth), 1) and np.array_equal(pred, np.load(tmp_path / "predictions.npz")["validation"])
