@@ -176,6 +176,8 @@ def test_viscoelastic3d_graphs_equal_the_store(ve_store):
     assert sorted(data.split.tolist()) == [TRAIN, TEST, VALIDATION]
     assert np.array_equal(data.split, data.store_split)
     assert data.describe_splits()["validation"]["store_name"] == "validation"
+    with pytest.raises(ValueError, match="'orientation' applies to cp_grid stores only"):
+        load_graphs(ve_store, orientation="cubic")
 
 
 # ------------------------------------------------------------------------------------ splits, scalers

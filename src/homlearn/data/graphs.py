@@ -177,6 +177,8 @@ def load_graphs(path: Path | str, exemplar: str | None = None, orientation: str 
         raise ValueError(f"exemplar {exemplar!r} has no graph form; allowed: {', '.join(EXEMPLARS)}")
     if stored != exemplar:
         raise ValueError(f"{path}: the store holds exemplar {stored!r}, not {exemplar!r}")
+    if not exemplar.startswith("cp_grid") and orientation != "auto":
+        raise ValueError(f"data key 'orientation' applies to cp_grid stores only, not {exemplar}")
     done = np.flatnonzero(ds["status"].values == STATUS_DONE)
     if len(done) == 0:
         raise ValueError(f"{path}: no finished samples (status == 1)")

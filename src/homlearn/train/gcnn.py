@@ -60,10 +60,7 @@ def load_data(dataset_path: Path | str, model_name: str, exemplar: str | None = 
         return data
     from homlearn.data.graphs import load_graphs
 
-    data = load_graphs(dataset_path, exemplar, orientation=orientation)
-    if data.grid is None and orientation != "auto":
-        raise ValueError(f"data key 'orientation' applies to cp_grid stores only, not {data.exemplar}")
-    return data
+    return load_graphs(dataset_path, exemplar, orientation=orientation)
 
 
 def _parts(model_name: str):
