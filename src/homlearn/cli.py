@@ -23,6 +23,7 @@
     homlearn rln train results/datasets/elastic_ls_cr10.zarr results/rln/cr10/models/rln --model rln
     homlearn rln evaluate results/datasets/elastic_ls_cr10.zarr results/rln/cr10/models results/rln/cr10
     homlearn rln summary results/summary/field_surrogates.md results/rln/cr*/metrics.json
+    homlearn gcnn train results/datasets/cp_grid2d.zarr cp_grid2d rgcnn results/gcnn/cp_grid2d/models/rgcnn
     homlearn rno_mg_taylor train results/datasets/mg_taylor_r10.zarr results/rno/mg_taylor/models/rno_k5_n240 --k 5 --n-train 240
     homlearn export results/datasets/heat2d.zarr 0 sample0.vtu
     homlearn store verify results/datasets/heat2d.zarr     # damaged or truncated? (names what)
@@ -565,6 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
     from homlearn.cli_mg_taylor import register as register_mg_taylor
 
     register_mg_taylor(sub, with_config, _config)  # rno_mg_taylor classical|jc|train|evaluate
+
+    from homlearn.cli_gcnn import register as register_gcnn
+
+    register_gcnn(sub, with_config, _config)  # gcnn train (cp_grid2d/3d, viscoelastic3d)
 
     x = sub.add_parser("export", help="one sample's mesh and fields to VTU/XDMF")
     x.add_argument("store")
