@@ -73,6 +73,7 @@ include: "workflow/rules/rln.smk"
 include: "workflow/rules/rno_laminate_studies.smk"
 include: "workflow/rules/surrogates_cp_paths2d.smk"
 include: "workflow/rules/surrogates_mg_taylor.smk"
+include: "workflow/rules/gcnn.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -20,10 +20,28 @@ def cmd_train(args, cfg) -> int:
 
     torch.set_num_threads(args.threads)
     section = cfg["gcnn"][args.exemplar]
-    info = train_gcnn(args.dataset, args.model, section["models"].get(args.model, {}), section["train"], args.out,
+    hyper = {"head": section["head"]} | section["models"].get(args.model, {})  # the model's own head wins
+    info = train_gcnn(args.dataset, args.model, hyper, section["train"], args.out,
                       exemplar=args.exemplar, data_cfg=section["data"])
     print(json.dumps({k: {m: v[m] for m in ("n", "rmse", "relative_rmse", "correlation")}
                       for k, v in info["metrics"].items()}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from homlearn.evaluate.gcnn import evaluate_gcnn
+
+    models = dict(m.split("=", 1) for m in args.model)
+    m = evaluate_gcnn(args.exemplar, args.dataset, models, args.out, args.n_examples)
+    print(json.dumps({n: {k: r[k] for k in ("rmse", "rmse_final", "mean_step_correlation")}
+                      for n, r in m["models"].items()} | {"checks": m["checks"]}, indent=2))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from homlearn.evaluate.gcnn import write_summary
+
+    print(write_summary(args.out, args.metrics))
     return 0
 
 
@@ -39,3 +57,14 @@ def register(sub, with_config, load) -> None:
     t.add_argument("out", help="model directory")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.set_defaults(func=lambda args: cmd_train(args, load(args)))
+    e = p.add_parser("evaluate", help="Fig. 11 / 13b figures and metrics.json of one exemplar's models")
+    e.add_argument("exemplar", choices=EXEMPLARS)
+    e.add_argument("dataset", help="the dataset store")
+    e.add_argument("out", help="directory of metrics.json and the figures")
+    e.add_argument("--model", action="append", default=[], required=True, help="name=model_dir (repeatable)")
+    e.add_argument("--n-examples", type=int, default=4, help="validation histories to plot")
+    e.set_defaults(func=cmd_evaluate)
+    s = p.add_parser("summary", help="results/summary/field_surrogates_gcnn.md from metrics JSON files")
+    s.add_argument("out")
+    s.add_argument("metrics", nargs="+")
+    s.set_defaults(func=cmd_summary)

@@ -16,7 +16,8 @@ rule rno_mg_taylor_summary:
 
 
 SUMMARIES = [f"{R}/summary/{name}.md" for name in (
-    "history_surrogates", "history_surrogates_cp_paths2d", "history_surrogates_mg_taylor", "field_surrogates")]
+    "history_surrogates", "history_surrogates_cp_paths2d", "history_surrogates_mg_taylor", "field_surrogates",
+    "field_surrogates_gcnn")]
 
 
 rule summary:
