@@ -95,3 +95,24 @@ def evaluate_sweep(runs: Mapping[str, Path | str], table_dir: Path | str, figure
     metrics = {"runs": rows, "summary": plot_sweep(rows, figure, labels, ylabel, title)}
     (table_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def evaluate_cp_grid2d_sensitivity(runs: Mapping[str, Path | str], out_dir: Path | str) -> dict:
+    """Fig. 12b (section 6.2): validation RMSE of the sigma_xx histories (MPa, all steps) against
+    ``N_features = N_filters`` for the fGCNN and the rGCNN, ``N_dense = 1``. Writes
+    ``metrics.csv``, ``metrics.json`` and ``fig12b_sensitivity.png`` to ``out_dir``. Collapsed: the
+    mean over the steps of the per-step correlation with the truth is below 0.2 (or undefined,
+    a constant prediction): the net predicts about the ensemble mean history."""
+    from homlearn.evaluate.gcnn import LABELS
+
+    def mean_corr(val):
+        c = np.asarray(val["per_step"]["correlation"], float)
+        return float(np.nanmean(c)) if np.any(np.isfinite(c)) else float("nan")
+
+    out = Path(out_dir)
+    return evaluate_sweep(runs, out, out / "fig12b_sensitivity.png", labels=LABELS,
+                          ylabel="validation RMSE of sigma_xx (MPa)",
+                          title="cp_grid2d: sensitivity to N_features = N_filters (gcnn Fig. 12b)",
+                          collapsed=lambda val: not mean_corr(val) >= 0.2,
+                          extra=lambda val: {"rmse_final": float(val["per_step"]["rmse"][-1]),
+                                             "mean_step_correlation": mean_corr(val)})
