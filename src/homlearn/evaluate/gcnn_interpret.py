@@ -59,14 +59,12 @@ def node_images(values: torch.Tensor, batch, level: str, grid: tuple[int, ...]) 
     counts = torch.bincount(batch.cell_graph, minlength=batch.n_graphs)
     if not torch.all(counts == n_pix) or not torch.all(batch.cell_graph[1:] >= batch.cell_graph[:-1]):
         raise ValueError(f"node_images needs samples of {n_pix} contiguous cells each (grid {grid})")
-    if level == "mesh":
-        cells = values
-    elif level == "cluster":
-        cells = values.index_select(0, batch.cell_cluster)
-    else:
+    if level not in ("mesh", "cluster"):
         raise ValueError(f"unknown level {level!r}; allowed: 'mesh', 'cluster'")
-    if cells.shape[0] != batch.n_cells:
-        raise ValueError(f"{level} values have {values.shape[0]} rows, not one per {level} node")
+    n_nodes = batch.n_cells if level == "mesh" else batch.n_clusters
+    if values.shape[0] != n_nodes:
+        raise ValueError(f"{level} values have {values.shape[0]} rows, not one per {level} node ({n_nodes})")
+    cells = values if level == "mesh" else values.index_select(0, batch.cell_cluster)
     b, f = batch.n_graphs, cells.shape[1]
     return cells.reshape(b, *grid, f).movedim(-1, 1)
 
