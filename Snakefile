@@ -74,6 +74,7 @@ include: "workflow/rules/rno_laminate_studies.smk"
 include: "workflow/rules/surrogates_cp_paths2d.smk"
 include: "workflow/rules/surrogates_mg_taylor.smk"
 include: "workflow/rules/gcnn.smk"
+include: "workflow/rules/gcnn_studies.smk"  # cp_grid2d Fig. 12b sensitivity, Fig. 14-17 interpretation
 include: "workflow/rules/summary.smk"
 
 

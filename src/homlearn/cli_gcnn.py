@@ -4,6 +4,7 @@ section (one block per exemplar: ``data``, ``models``, ``train``).
 
     homlearn gcnn train results/datasets/cp_grid2d.zarr cp_grid2d rgcnn results/gcnn/cp_grid2d/models/rgcnn
     homlearn gcnn train results/datasets/viscoelastic3d.zarr viscoelastic3d fgcnn results/gcnn/viscoelastic3d/models/fgcnn
+    homlearn gcnn interpret results/datasets/cp_grid2d.zarr results/gcnn/cp_grid2d/interpret --model fgcnn=DIR ...
 """
 
 from __future__ import annotations
@@ -45,6 +46,24 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_sensitivity(args) -> int:
+    from homlearn.evaluate.sensitivity import evaluate_cp_grid2d_sensitivity
+
+    runs = dict(r.split("=", 1) for r in args.run)
+    print(json.dumps(evaluate_cp_grid2d_sensitivity(runs, args.out)["summary"], indent=2))
+    return 0
+
+
+def cmd_interpret(args) -> int:
+    from homlearn.evaluate.gcnn_interpret import interpret_gcnn
+
+    models = dict(m.split("=", 1) for m in args.model)
+    m = interpret_gcnn(args.dataset, models, args.out, sample=args.sample, bins=args.bins)
+    print(json.dumps({n: {"rmse": r["rmse"], "active_filters": r["active_filters"]} for n, r in m["models"].items()},
+                     indent=2))
+    return 0
+
+
 def register(sub, with_config, load) -> None:
     """Add the ``gcnn`` command to the subparsers ``sub`` of :mod:`homlearn.cli`; ``load(args)``
     returns the validated config."""
@@ -68,3 +87,16 @@ def register(sub, with_config, load) -> None:
     s.add_argument("out")
     s.add_argument("metrics", nargs="+")
     s.set_defaults(func=cmd_summary)
+    sv = p.add_parser("sensitivity", help="cp_grid2d Fig. 12b from the trained sweep models")
+    sv.add_argument("out", help="directory of metrics.json/csv and fig12b_sensitivity.png")
+    sv.add_argument("--run", action="append", default=[], required=True,
+                    help="<model>_f<filters>_s<seed>=model_dir (repeatable)")
+    sv.set_defaults(func=cmd_sensitivity)
+    it = p.add_parser("interpret", help="cp_grid2d Fig. 14-17 and filter activation (sec. 5, 6.3)")
+    it.add_argument("dataset", help="the cp_grid2d store")
+    it.add_argument("out", help="directory of metrics.json, activation.csv and the figures")
+    it.add_argument("--model", action="append", default=[], required=True,
+                    help="name=model_dir (repeatable; cnn2d, fgcnn, rgcnn)")
+    it.add_argument("--sample", type=int, default=0, help="validation position of the Fig. 16-17 sample")
+    it.add_argument("--bins", type=int, default=40, help="bins per axis of the Fig. 15 density plots")
+    it.set_defaults(func=cmd_interpret)

@@ -188,49 +188,11 @@ def _diag(ax, *arrays):
 def evaluate_sensitivity(runs: Mapping[str, Path | str], out_dir) -> dict:
     """Fig. 12a (section 6.2): validation RMSE of kbar against N_filters for the fGCNN and for the
     rGCNN at fixed N_features. ``runs`` maps ``<model>_f<filters>_s<seed>`` to a trained model
-    directory; the metrics are the ones its training recorded on the held-out validation split."""
+    directory; the metrics are the ones its training recorded on the held-out validation split
+    (:func:`homlearn.evaluate.sensitivity.evaluate_sweep`; collapsed: R^2 < 0.05)."""
+    from homlearn.evaluate.sensitivity import evaluate_sweep
+
     out = Path(out_dir)
-    rows = []
-    for key, mdir in runs.items():
-        info = json.loads((Path(mdir) / "model.json").read_text())
-        model, f, s = key.rsplit("_", 2)
-        val = info["metrics"].get("validation") or info["metrics"]["test"]
-        rows.append({"model": model, "n_filters": int(f[1:]), "seed": int(s[1:]),
-                     "n_features": info["hyperparameters"].get("n_features", int(f[1:])),
-                     "n_dense": info["hyperparameters"]["n_dense"],
-                     "n_parameters": info["n_parameters"], "epochs": info["training"]["epochs"],
-                     "best_epoch": info["training"]["best_epoch"], "rmse": val["rmse"], "r2": val["r2"],
-                     "collapsed": bool(val["r2"] < 0.05)})
-    rows.sort(key=lambda r: (r["model"], r["n_filters"], r["seed"]))
-    (out / "sensitivity").mkdir(parents=True, exist_ok=True)
-    with open(out / "sensitivity" / "metrics.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    summary = {}
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    for (model, color) in (("fgcnn", "C0"), ("rgcnn", "C1")):
-        mine = [r for r in rows if r["model"] == model]
-        if not mine:
-            continue
-        filters = sorted({r["n_filters"] for r in mine})
-        best = [min(r["rmse"] for r in mine if r["n_filters"] == f) for f in filters]
-        mean = [float(np.mean([r["rmse"] for r in mine if r["n_filters"] == f])) for f in filters]
-        label = LABELS[model] + (f" (N_features = {mine[0]['n_features']})" if model == "rgcnn" else "")
-        ax.plot(filters, best, "o-", color=color, label=f"{label}, best seed")
-        ax.plot(filters, mean, "--", color=color, alpha=0.6, label="mean over seeds")
-        ax.scatter([r["n_filters"] for r in mine], [r["rmse"] for r in mine], s=10, color=color, alpha=0.4)
-        summary[model] = {str(f): {"best_rmse": b, "mean_rmse": m} for f, b, m in zip(filters, best, mean)}
-    ax.set_xscale("log", base=2)
-    ticks = sorted({r["n_filters"] for r in rows})
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.set_xlabel("N_filters")
-    ax.set_ylabel("validation RMSE of kbar")
-    ax.set_title("heat2d: sensitivity to N_filters (gcnn Fig. 12a)", fontsize=10)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "fig12a_sensitivity.png", dpi=120)
-    plt.close(fig)
-    metrics = {"runs": rows, "summary": summary}
-    (out / "sensitivity" / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+    return evaluate_sweep(runs, out / "sensitivity", out / "fig12a_sensitivity.png", labels=LABELS,
+                          ylabel="validation RMSE of kbar", title="heat2d: sensitivity to N_filters (gcnn Fig. 12a)",
+                          collapsed=lambda val: val["r2"] < 0.05)

@@ -105,12 +105,18 @@ class PixelCNN(nn.Module):
                              f"got shape {tuple(image.shape)}")
         return image
 
-    def feature_maps(self, batch: ImageBatch | torch.Tensor) -> torch.Tensor:
-        """Output of the convolution stack ``(B, n_filters, *grid)`` (filter maps, paper Fig. 16)."""
+    def layer_maps(self, batch: ImageBatch | torch.Tensor) -> list[torch.Tensor]:
+        """Output of every convolution of the stack, ``n_conv`` x ``(B, n_filters, *grid)`` (paper Fig. 16)."""
         z = self._image(batch)
+        maps = []
         for conv in self.convs:
             z = torch.relu(conv(z))
-        return z
+            maps.append(z)
+        return maps
+
+    def feature_maps(self, batch: ImageBatch | torch.Tensor) -> torch.Tensor:
+        """Output of the convolution stack ``(B, n_filters, *grid)`` (filter maps, paper Fig. 16)."""
+        return self.layer_maps(batch)[-1]
 
     def global_features(self, batch: ImageBatch | torch.Tensor) -> torch.Tensor:
         """``F_a``: the grid average of each filter map, ``(B, n_filters)``."""
