@@ -207,6 +207,14 @@ def test_split_roles_and_scalers_from_the_training_split_only(cp_stores):
     assert data.y.max() > data.y[train].max() or data.y.min() < data.y[train].min()
     z = ys.transform(data.y[train])
     assert z.min() == 0.0 and z.max() == 1.0
+    # centred: the training mean history removed, the pooled rest of unit size (1e-12), exact inverse
+    _, yc = data.fit_scalers("centered")
+    zc = yc.transform(data.y[train])
+    assert np.abs(zc.mean(axis=0)).max() < 1e-12 and abs(np.sqrt(np.mean(zc ** 2)) - 1.0) < 1e-12
+    assert np.allclose(yc.inverse(zc), data.y[train], rtol=0, atol=1e-9)
+    assert np.abs(yc.transform(data.y[data.subset(VALIDATION)]).mean(axis=0)).max() > 1e-6  # not fitted there
+    with pytest.raises(ValueError, match="target_scaling 'zscore'"):
+        data.fit_scalers("zscore")
 
 
 # ------------------------------------------------------------------------------------ refusals

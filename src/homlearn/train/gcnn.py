@@ -28,7 +28,7 @@ from homlearn.train.trainer import pick_device, predict, train
 REDUCING_MODELS = ("ogcnn", "dgcnn", "vgcnn", "rgcnn")
 #: CNN baselines and the exemplar whose grid each one convolves
 CNN_MODELS = {"cnn2d": "cp_grid2d", "cnn3d": "cp_grid3d"}
-DATA_KEYS = ("orientation",)
+DATA_KEYS = ("orientation", "target_scaling")
 
 
 def dataset_fingerprint(data: GraphDataset) -> str:
@@ -98,7 +98,8 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
     torch.manual_seed(settings.seed)
     data = load_data(dataset_path, model_name, exemplar, data_cfg)
     build, collate = _parts(model_name)
-    x_scaler, y_scaler = data.fit_scalers()
+    target_scaling = (data_cfg or {}).get("target_scaling", "minmax")
+    x_scaler, y_scaler = data.fit_scalers(target_scaling)
     train_s = data.samples(data.subset(TRAIN), x_scaler, y_scaler)
     test_s = data.samples(data.subset(TEST), x_scaler, y_scaler)
     if not test_s:
@@ -126,7 +127,7 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
         dataset_fingerprint=fp, run_id=rid, n_parameters=sum(p.numel() for p in model.parameters()),
         training=summary, metrics=metrics, features=list(data.feature_names),
         x_scaler=x_scaler.to_json(), y_scaler=y_scaler.to_json(), exemplar=data.exemplar,
-        data=dict(data.options), structure={k: list(v) for k, v in structure.items()},
+        data=dict(data.options) | ({"target_scaling": target_scaling} if data.loading is not None else {}), structure={k: list(v) for k, v in structure.items()},
         feature_kinds={"extensive": list(data.extensive), "intensive": list(data.intensive)},
         target={"name": data.target, "units": data.units, "n_out": data.n_out}, splits=data.describe_splits(),
         **history)
