@@ -39,6 +39,8 @@ Notation used below (per sample, batched block-diagonally):
 
 from __future__ import annotations
 
+import abc
+
 import math
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -358,15 +360,16 @@ def _pool_clusters(z: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
-class _GCNN(nn.Module):
+class _GCNN(nn.Module, abc.ABC):
     """Common part: ``forward = head(global features)``. :meth:`levels` returns the node states of
     every level (``"mesh"``: list of (N, .) states, ``"cluster"``: list of (K, .), ``"global"``: the
     pooled features ``F_a`` (B, .)), for the filter maps and correlations of paper section 5."""
 
     head: nn.Module
 
+    @abc.abstractmethod
     def levels(self, batch: GraphBatch) -> dict:
-        raise NotImplementedError
+        """Every level's node states (each variant defines its own flow, Fig. 8-9)."""
 
     def global_features(self, batch: GraphBatch) -> torch.Tensor:
         """``F_a`` (eq. 18): the head's input."""
