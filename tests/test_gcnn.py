@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from scipy.spatial import Delaunay
-from torch.overrides import TorchFunctionMode
+from torch_probe import MaxNumel
 
 from homlearn.models.gcnn import (
     FullGCNN,
@@ -241,19 +241,6 @@ def test_permutation_invariance(data64, name):
     assert (a - c_out).abs().max().item() > 1e-8
 
 
-class _MaxNumel(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.max_numel = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.max_numel = max(self.max_numel, t.numel())
-        return out
-
-
 @pytest.mark.parametrize("name", ["fgcnn", "rgcnn"])
 def test_large_batch_sparse_and_gradients(data64, name):
     torch.manual_seed(0)
@@ -261,7 +248,7 @@ def test_large_batch_sparse_and_gradients(data64, name):
     b = collate_graphs(data64)
     n = b.n_cells
     assert n > 64 * 200
-    mode = _MaxNumel()
+    mode = MaxNumel()
     with mode:
         out = model(b)
     assert out.shape == (64, 1)

@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 import xarray as xr
-from torch.overrides import TorchFunctionMode
+from torch_probe import MaxNumel
 
 from homlearn.data.graphs import load_heat2d_graphs
 from homlearn.models.cnn import ImageBatch, PixelCNN, build_cnn, collate_images
@@ -151,28 +151,13 @@ def test_gradients_reach_every_parameter(heat, name, n_conv, head, n_out):
         assert p.grad.abs().sum().item() > 0, pname
 
 
-class _MaxNumel(TorchFunctionMode):
-    """Records the largest tensor any torch function returns."""
-
-    def __init__(self):
-        super().__init__()
-        self.max_numel = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.max_numel = max(self.max_numel, t.numel())
-        return out
-
-
 @pytest.mark.parametrize("name", ["ogcnn", "dgcnn", "vgcnn"])
 def test_sparse_operators_only(heat, name):
     """On all 48 graphs (~11,000 cells) no intermediate exceeds 64 x N_cells elements (the widest
     is cells x (filters + inputs)): nothing like a dense N_cells^2 operator (1e8) is formed."""
     b = collate_graphs(heat)
     model = _model(name, 3, "lstm", 5)
-    mode = _MaxNumel()
+    mode = MaxNumel()
     with torch.no_grad(), mode:
         out = model(b)
     assert out.shape == (48, 5) and torch.isfinite(out).all()
