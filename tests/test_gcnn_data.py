@@ -114,6 +114,27 @@ def test_cp_grid2d_orientation_is_the_grain_angle(cp_stores):
         assert np.allclose(data.x[k][:, 0], want, rtol=1e-7, atol=0)
 
 
+def test_cubic_features_in_2d_are_the_fourfold_harmonics_of_the_angle(cp_stores):
+    """2D `cubic`: about z the harmonic tensor reduces to T_xxxx = (3 + cos 4t) / 4 and
+    T_xxxy = sin 4t / 4 (module doc; 1e-12), the same for t and t + pi/2 (the 4-fold axis), and
+    load_graphs uses them per pixel (float32, 1e-7). Guards the (G, 1) angle shape that scipy needs."""
+    from homlearn.data.orientation import orientation_features
+
+    ds = xr.open_zarr(cp_stores["2d"])
+    g = int(ds.n_grains.values[0])
+    angles = ds.grain_angle.values[0, :g]
+    feat, names = orientation_features(angles, 2, "cubic")
+    t = angles[:, 0]
+    assert names == ("T_xxxx", "T_xxxy") and feat.shape == (g, 2)
+    assert np.abs(feat - np.column_stack([(3 + np.cos(4 * t)) / 4, np.sin(4 * t) / 4])).max() < 1e-12
+    assert np.abs(orientation_features(angles + np.pi / 2, 2, "cubic")[0] - feat).max() < 1e-12
+    data = load_graphs(cp_stores["2d"], orientation="cubic")
+    assert data.feature_names == ("T_xxxx", "T_xxxy", "voxel_volume") and data.intensive == (0, 1)
+    k = 0
+    want = feat[ds.voxel_grain.values[data.index[k]].reshape(-1)]
+    assert np.allclose(data.x[k][:, :2], want, rtol=0, atol=1e-7)
+
+
 def test_cubic_features_are_one_per_crystal_and_give_the_single_crystal_modulus(cp_stores):
     """3D default: the cubic harmonic tensor T. (a) The 24 cubic rotations R -> R Q leave it
     unchanged (1e-12) while the Euler angles change; (b) for the single-crystal cells the stored

@@ -45,7 +45,7 @@ def rotations(angles: np.ndarray, dim: int) -> np.ndarray:
 
     angles = np.asarray(angles, dtype=float)
     if dim == 2:
-        return Rotation.from_euler("z", angles[:, 0]).as_matrix()
+        return Rotation.from_euler("z", angles[:, :1]).as_matrix()  # (G, 1): one z angle per grain
     return Rotation.from_euler("ZXZ", angles).as_matrix()
 
 
