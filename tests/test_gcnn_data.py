@@ -105,8 +105,9 @@ def test_cp_grid_graphs_equal_the_store(cp_stores, dim):
 
 
 def test_cp_grid2d_orientation_is_the_grain_angle(cp_stores):
-    """2D, paper input: the voxel's grain angle (float32 of the stored float64, rel 1e-7)."""
-    data = load_graphs(cp_stores["2d"])
+    """2D, paper input (`angle`, not the default): the voxel's grain angle (float32 of the stored
+    float64, rel 1e-7)."""
+    data = load_graphs(cp_stores["2d"], orientation="angle")
     ds = xr.open_zarr(cp_stores["2d"])
     assert data.feature_names == ("angle_z", "voxel_volume") and data.intensive == (0,) and data.extensive == (1,)
     for k, i in enumerate(data.index):
@@ -128,8 +129,9 @@ def test_cubic_features_in_2d_are_the_fourfold_harmonics_of_the_angle(cp_stores)
     assert names == ("T_xxxx", "T_xxxy") and feat.shape == (g, 2)
     assert np.abs(feat - np.column_stack([(3 + np.cos(4 * t)) / 4, np.sin(4 * t) / 4])).max() < 1e-12
     assert np.abs(orientation_features(angles + np.pi / 2, 2, "cubic")[0] - feat).max() < 1e-12
-    data = load_graphs(cp_stores["2d"], orientation="cubic")
+    data = load_graphs(cp_stores["2d"])                      # the default in 2D as in 3D
     assert data.feature_names == ("T_xxxx", "T_xxxy", "voxel_volume") and data.intensive == (0, 1)
+    assert data.options == {"orientation": "cubic"}
     k = 0
     want = feat[ds.voxel_grain.values[data.index[k]].reshape(-1)]
     assert np.allclose(data.x[k][:, :2], want, rtol=0, atol=1e-7)
@@ -224,8 +226,10 @@ def test_split_roles_and_scalers_from_the_training_split_only(cp_stores):
     assert xs.lo[0] == xt[:, 0].min() and xs.hi[0] == xt[:, 0].max()
     # the volume column: x / the largest training-sample total, so every sample's cells sum to <= 1
     # (here all samples fill the same grid: 1, to 1e-6 for float32 features) and a grain's sum is its volume fraction
-    totals = [xs.transform(data.x[k])[:, 1].sum() for k in train]
-    assert xs.lo[1] == 0.0 and max(abs(t - 1.0) for t in totals) < 1e-6
+    v = data.extensive[0]                                    # after the orientation columns
+    assert data.feature_names[v] == "voxel_volume"
+    totals = [xs.transform(data.x[k])[:, v].sum() for k in train]
+    assert xs.lo[v] == 0.0 and max(abs(t - 1.0) for t in totals) < 1e-6
     assert np.all(ys.lo == data.y[train].min()) and np.all(ys.hi == data.y[train].max())
     # the test can fail: the other splits reach outside the training range
     assert data.y.max() > data.y[train].max() or data.y.min() < data.y[train].min()
@@ -307,9 +311,10 @@ def test_images_carry_the_graph_features_on_the_grid(cp_stores):
             flat = img.reshape(img.shape[0], -1).T
             assert np.array_equal(flat, xs.transform(graphs.x[k]).astype(np.float32))
             assert np.array_equal(s["y"], ys.transform(graphs.y[k]).astype(np.float32))
-        if dim == "2d":   # the angle channel on the grid is the grain angle of each pixel
+        if dim == "2d":   # the T_xxxx channel on the grid is (3 + cos 4t) / 4 of each pixel's grain angle t
             k = train[0]
-            want = ds.grain_angle.values[images.index[k], :, 0][ds.voxel_grain.values[images.index[k]]]
+            t = ds.grain_angle.values[images.index[k], :, 0][ds.voxel_grain.values[images.index[k]]]
+            want = (3.0 + np.cos(4.0 * t)) / 4.0
             got = samples[0]["image"][0] * (xs.hi[0] - xs.lo[0]) + xs.lo[0]
             assert np.allclose(got, want, rtol=1e-6, atol=1e-6)
 
@@ -359,7 +364,7 @@ def test_short_training_end_to_end_and_exact_reload(cp_stores, tmp_path, model):
     else:
         info = train_gcnn(cp_stores["2d"], model, hyper, train_cfg, out, progress=False)
     assert info["exemplar"] == "cp_grid2d" and info["target"] == {"name": "sigma_xx", "units": "MPa", "n_out": 8}
-    assert info["structure"] == ({"extensive": [1], "intensive": [0]} if model == "rgcnn" else {})
+    assert info["structure"] == ({"extensive": [2], "intensive": [0, 1]} if model == "rgcnn" else {})
     data = load_graphs(cp_stores["2d"])
     assert info["loading"] == data.loading.tolist() and info["training"]["epochs"] == 6
     preds = np.load(out / "predictions.npz")

@@ -195,7 +195,7 @@ def load_graphs(path: Path | str, exemplar: str | None = None, orientation: str 
     """Every finished sample of the ``exemplar`` store at ``path`` as graphs (module doc).
 
     ``exemplar`` defaults to the store's own (attrs ``exemplar``); a mismatch is refused.
-    ``orientation`` (cp_grid only): ``auto`` (2D angle, 3D cubic tensor), ``angle``, ``euler``,
+    ``orientation`` (cp_grid only): ``auto`` (the cubic tensor), ``angle`` (2D), ``euler`` (3D),
     ``cubic`` (:mod:`homlearn.data.orientation`). The store is opened through
     :func:`homlearn.data.integrity.open_dataset` (a damaged store is refused, naming it).
     """

@@ -111,6 +111,15 @@ class Stack:
     strain: np.ndarray      # (T,)
 
 
+def pixel_angles(dataset_path: Path | str, data, ids) -> list[np.ndarray]:
+    """The stored grain angle about z (radians) of every pixel of the samples ``ids`` of ``data``
+    (whatever encoding the model was fed: Fig. 15-16 are drawn against the angle, as the paper's)."""
+    from homlearn.data.integrity import open_dataset
+
+    grain_angle = open_dataset(dataset_path)["grain_angle"].values[data.index[ids], :, 0]
+    return [grain_angle[j][data.cell_grain[k]] for j, k in enumerate(ids)]
+
+
 def model_stack(model_dir: Path | str, dataset_path: Path | str, chunk: int = 128) -> Stack:
     """Run a saved cp_grid2d model (:func:`homlearn.train.gcnn.load_gcnn`) over the validation
     role in chunks of ``chunk`` samples and collect its convolution outputs (:class:`Stack`)."""
@@ -121,11 +130,12 @@ def model_stack(model_dir: Path | str, dataset_path: Path | str, chunk: int = 12
     if name not in INTERPRETABLE:
         raise ValueError(f"model {name!r}: interpretation reads the convolutions of {', '.join(INTERPRETABLE)}")
     data = load_data(dataset_path, name, info.get("exemplar"), info.get("data"))
-    if data.grid is None or len(data.grid) != 2 or data.feature_names[0] != "angle_z":
-        raise ValueError(f"{dataset_path}: interpretation needs a cp_grid2d store read with the angle feature")
+    if data.grid is None or len(data.grid) != 2:
+        raise ValueError(f"{dataset_path}: interpretation needs a cp_grid2d store, not {data.exemplar}")
     ids = data.subset("validation")
     if not ids:
         raise ValueError(f"{dataset_path}: the validation role is empty")
+    angles = pixel_angles(dataset_path, data, ids)
     _, collate = _parts(name)
     grid = data.grid
     parts: dict[str, list] = {}
@@ -134,7 +144,7 @@ def model_stack(model_dir: Path | str, dataset_path: Path | str, chunk: int = 12
         for start in range(0, len(ids), chunk):
             part = ids[start:start + chunk]
             batch = collate(data.samples(part, xs, ys))
-            phi_cells = torch.from_numpy(np.concatenate([data.x[k][:, 0] for k in part])).double()[:, None]
+            phi_cells = torch.from_numpy(np.concatenate(angles[start:start + chunk])).double()[:, None]
             for lname, level, nodes, imgs, phi, sample in _layers(model, name, batch, grid, phi_cells, len(part)):
                 parts.setdefault(lname, []).append((level, nodes, imgs, phi, sample + start))
             f = model.global_features(batch)
@@ -146,7 +156,7 @@ def model_stack(model_dir: Path | str, dataset_path: Path | str, chunk: int = 12
         layers.append(Layer(lname, chunks[0][0], nodes=nodes, phi=phi, sample=sample, images=images,
                             n_samples=len(ids)))
     return Stack(name, layers, np.concatenate(feats), np.concatenate(preds), data.y[ids],
-                 np.stack([data.x[k][:, 0].reshape(grid) for k in ids]),
+                 np.stack([a.reshape(grid) for a in angles]),
                  np.stack([data.cell_grain[k].reshape(grid) for k in ids]), data.index[ids], np.asarray(data.loading))
 
 
