@@ -381,6 +381,28 @@ def test_short_training_end_to_end_and_exact_reload(cp_stores, tmp_path, model):
     assert np.array_equal(pred, preds["validation"]) and np.array_equal(truth, data.y[data.subset("validation")])
 
 
+def test_a_checkpoint_of_other_target_scaling_is_not_resumed(cp_stores, tmp_path):
+    """Same model, data and settings, other `target_scaling`: the second call trains afresh in the
+    same directory (new run id, its own 2 epochs, other losses) instead of reusing the finished
+    checkpoint of the first (a resumed run returns the first's losses). Before the scalers joined
+    the run id, a retrained vGCNN kept its stale history when the volume scaling changed."""
+    from homlearn.train.gcnn import train_gcnn
+
+    hyper = {"n_filters": 2, "n_dense": 1, "hidden": 4}
+    train_cfg = {"batch_size": 4, "max_epochs": 2, "device": "cpu", "tensorboard": False}
+    out = tmp_path / "m"
+    first = train_gcnn(cp_stores["2d"], "fgcnn", hyper, train_cfg, out, progress=False,
+                       data_cfg={"target_scaling": "minmax"})
+    again = train_gcnn(cp_stores["2d"], "fgcnn", hyper, train_cfg, out, progress=False,
+                       data_cfg={"target_scaling": "minmax"})
+    assert again["run_id"] == first["run_id"]                # the same run: resumed (finished) as it was
+    assert again["training"]["best_val_loss"] == first["training"]["best_val_loss"]
+    other = train_gcnn(cp_stores["2d"], "fgcnn", hyper, train_cfg, out, progress=False,
+                       data_cfg={"target_scaling": "centered"})
+    assert other["run_id"] != first["run_id"] and other["training"]["epochs"] == 2
+    assert other["training"]["best_val_loss"] != first["training"]["best_val_loss"]
+
+
 def test_heat2d_records_from_before_the_exemplar_was_stored_still_load(heat2d_small, tmp_path):
     """heat2d keeps its scalar target and metrics; a model.json without the keys added for the
     other exemplars (as the heat2d rules wrote them before) reloads to the same predictions (exact)."""

@@ -107,7 +107,8 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
     structure = _structure(model_name, data)
     model = build(data.x[0].shape[1], data.n_out, structure, dict(hyper))
     fp = dataset_fingerprint(data)
-    rid = make_run_id(model_name, dict(hyper), settings.run_key(), fp)
+    # the scalers are part of what is trained: a checkpoint of other preprocessing must not resume
+    rid = make_run_id(model_name, dict(hyper), settings.run_key(), fp, x_scaler.to_json(), y_scaler.to_json())
     summary = train(model, train_s, test_s, collate, settings, out, progress=progress, run_id=rid)
     device = pick_device(settings.device)
     metrics, preds = {}, {}
