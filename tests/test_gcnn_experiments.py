@@ -41,6 +41,14 @@ def test_gcnn_cp_grid2d_target(tmp_path):
     # the config's head applies unless a model sets its own (dgcnn: mlp)
     heads = {n: json.loads((ex / "models" / n / "model.json").read_text())["hyperparameters"]["head"] for n in RUN}
     assert heads == {"ogcnn": "lstm", "dgcnn": "mlp", "cnn2d": "lstm"}
+    # the reference row: the training mean history on the validation samples, recomputed from the store (1e-9)
+    from homlearn.data.graphs import load_graphs
+
+    data = load_graphs(out / "datasets" / "cp_grid2d.zarr")
+    y_val, y_mean = data.y[data.subset("validation")], data.y[data.subset("train")].mean(axis=0)
+    want = float(np.sqrt(np.mean((y_val - y_mean) ** 2)))
+    assert abs(m["mean_history"]["rmse"] - want) <= 1e-9 * want
+    assert m["checks"]["beat_mean_history"] == {n: m["models"][n]["rmse"] < want for n in RUN}
     for fig in ("fig11_cp_grid2d", "fig13_cp_grid2d_error_distribution", "cp_grid2d_examples"):
         assert (ex / f"{fig}.png").stat().st_size > 10_000
 
@@ -51,7 +59,8 @@ def test_gcnn_cp_grid2d_target(tmp_path):
                        capture_output=True, text=True, env=env)
     assert s.returncode == 0, s.stderr[-2000:]
     rows = [ln for ln in summary.read_text().splitlines() if ln.startswith("| cp_grid2d")]
-    assert len(rows) == len(RUN) + 1 and all(f"({n})" in r for r, n in zip(rows, RUN))
+    assert len(rows) == len(RUN) + 2 and all(f"({n})" in r for r, n in zip(rows, RUN))
+    assert "training mean history" in rows[-2] and f"RMSE {want:.3g} MPa" in rows[-2]
     assert "ordering of the variants" in rows[-1] and "original worst" in rows[-1]
     idx = subprocess.run(cli + ["summary", str(out / "summary" / "README.md"), str(summary),
                                 str(out / "summary" / "field_surrogates.md")], cwd=ROOT, capture_output=True,
