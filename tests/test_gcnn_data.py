@@ -403,6 +403,35 @@ def test_a_checkpoint_of_other_target_scaling_is_not_resumed(cp_stores, tmp_path
     assert other["training"]["best_val_loss"] != first["training"]["best_val_loss"]
 
 
+def test_a_model_that_never_leaves_the_mean_plateau_is_retrained_and_flagged(cp_stores, tmp_path):
+    """lr 1e-12: no attempt can leave the plateau, so with collapse_restarts 1 both seeds (0, 1) are
+    tried and recorded as collapsed (best loss above 0.95 of the mean predictor's, which equals the
+    MSE of the training mean on the early-stopping samples, 1e-6 in float32), model.json says so;
+    called again (a resumed run), it returns the same records; a negative count is refused."""
+    from homlearn.train.gcnn import COLLAPSE_FRACTION, plateau_loss, train_gcnn
+
+    hyper = {"n_filters": 2, "n_dense": 1, "hidden": 4}
+    train_cfg = {"batch_size": 4, "max_epochs": 2, "device": "cpu", "tensorboard": False, "lr": 1e-12}
+    out = tmp_path / "m"
+    kw = {"progress": False, "data_cfg": {"target_scaling": "centered"}}
+    info = train_gcnn(cp_stores["2d"], "fgcnn", hyper, train_cfg, out, collapse_restarts=1, **kw)
+    att = info["attempts"]
+    assert [a["seed"] for a in att] == [0, 1] and all(a["collapsed"] for a in att) and info["collapsed"]
+    assert info["train"]["seed"] == 1
+    assert all(a["best_val_loss"] > COLLAPSE_FRACTION * a["plateau_loss"] for a in att)
+    data = load_graphs(cp_stores["2d"])
+    xs, ys = data.fit_scalers("centered")
+    y_tr = ys.transform(data.y[data.subset(TRAIN)])
+    y_te = ys.transform(data.y[data.subset(TEST)])
+    want = float(np.mean((y_te - y_tr.mean(axis=0)) ** 2))
+    got = plateau_loss(data.samples(data.subset(TEST), xs, ys), data.samples(data.subset(TRAIN), xs, ys))
+    assert abs(got - want) <= 1e-6 * want and abs(att[0]["plateau_loss"] - want) <= 1e-6 * want
+    again = train_gcnn(cp_stores["2d"], "fgcnn", hyper, train_cfg, out, collapse_restarts=1, **kw)
+    assert again["attempts"] == att
+    with pytest.raises(ValueError, match="collapse_restarts"):
+        train_gcnn(cp_stores["2d"], "fgcnn", hyper, train_cfg, out, collapse_restarts=-1, **kw)
+
+
 def test_heat2d_records_from_before_the_exemplar_was_stored_still_load(heat2d_small, tmp_path):
     """heat2d keeps its scalar target and metrics; a model.json without the keys added for the
     other exemplars (as the heat2d rules wrote them before) reloads to the same predictions (exact)."""

@@ -61,6 +61,8 @@ def test_gcnn_cp_grid2d_target(tmp_path):
     rows = [ln for ln in summary.read_text().splitlines() if ln.startswith("| cp_grid2d")]
     assert len(rows) == len(RUN) + 2 and all(f"({n})" in r for r, n in zip(rows, RUN))
     assert "training mean history" in rows[-2] and f"RMSE {want:.3g} MPa" in rows[-2]
+    for r, n in zip(rows, RUN):   # tiny nets, 3 epochs: a collapse (all seeds tried) is said in the row
+        assert ("COLLAPSED" in r) == m["models"][n]["collapsed"] and m["models"][n]["attempts"] in (1, 2, 3)
     assert "ordering of the variants" in rows[-1] and "original worst" in rows[-1]
     idx = subprocess.run(cli + ["summary", str(out / "summary" / "README.md"), str(summary),
                                 str(out / "summary" / "field_surrogates.md")], cwd=ROOT, capture_output=True,

@@ -23,7 +23,8 @@ def cmd_train(args, cfg) -> int:
     section = cfg["gcnn"][args.exemplar]
     hyper = {"head": section["head"]} | section["models"].get(args.model, {})  # the model's own head wins
     info = train_gcnn(args.dataset, args.model, hyper, section["train"], args.out,
-                      exemplar=args.exemplar, data_cfg=section["data"])
+                      exemplar=args.exemplar, data_cfg=section["data"],
+                      collapse_restarts=section["collapse_restarts"])
     print(json.dumps({k: {m: v[m] for m in ("n", "rmse", "relative_rmse", "correlation")}
                       for k, v in info["metrics"].items()}, indent=2))
     return 0

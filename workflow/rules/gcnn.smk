@@ -16,7 +16,8 @@ def gcnn_train_config(wildcards):
     """The exemplar's data options, training settings and this one model's hyperparameters."""
     sec = config["gcnn"][wildcards.exemplar]
     part = {"data": sec["data"], "head": sec["head"], "train": {k: v for k, v in sec["train"].items() if k != "gpu"},
-            "models": {wildcards.model: sec["models"].get(wildcards.model, {})}}
+            "models": {wildcards.model: sec["models"].get(wildcards.model, {})},
+            "collapse_restarts": sec["collapse_restarts"]}
     return shlex.quote(json.dumps({"gcnn": {wildcards.exemplar: part}}, sort_keys=True))
 
 

@@ -15,7 +15,7 @@ GCNN_CP2D = f"{G}/cp_grid2d"
 def gcnn_study_config(model, hyper, train):
     """A cp_grid2d train config: the exemplar's data options and head, ``train``, one model's ``hyper``."""
     part = {"data": GS["data"], "head": GS["head"], "train": {k: v for k, v in train.items() if k != "gpu"},
-            "models": {model: hyper}}
+            "models": {model: hyper}, "collapse_restarts": GS["collapse_restarts"]}
     return shlex.quote(json.dumps({"gcnn": {"cp_grid2d": part}}, sort_keys=True))
 
 

@@ -66,6 +66,7 @@ def evaluate_gcnn(exemplar: str, dataset_path, model_dirs: Mapping[str, Path | s
             "epochs": info["training"]["epochs"], "best_epoch": info["training"]["best_epoch"],
             "train_seconds": info["training"].get("seconds_this_call"), "device": info["training"]["device"],
             "hyperparameters": info["hyperparameters"], "splits": info.get("splits"),
+            "collapsed": bool(info.get("collapsed", False)), "attempts": len(info.get("attempts", [])) or 1,
         }
     # the reference every model must beat: the training mean history, blind to the microstructure
     base = history_metrics(truth, np.broadcast_to(train_mean, truth.shape), strain)
@@ -169,10 +170,13 @@ def summary_lines(metrics_files) -> list[str]:
             n = r["splits"] or {}
             size = "/".join(str(n.get(k, {}).get("n", "?")) for k in ("train", "test", "validation"))
             mins = f", {r['train_seconds'] / 60:.1f} min" if r.get("train_seconds") else ""
+            tries = r.get("attempts", 1)
+            fate = (f", COLLAPSED to the mean history in all {tries} seeds" if r.get("collapsed")
+                    else f", trained {tries} times: the first {tries - 1} collapsed" if tries > 1 else "")
             lines.append(f"| {ex}, {LABELS.get(name, name)} ({name}) sigma_xx history (gcnn {m['paper']}) | "
                          f"RMSE {r['rmse']:.3g} MPa ({100 * r['relative_rmse']:.2f}%), at final strain "
                          f"{r['rmse_final']:.3g} MPa, mean correlation over strain {r['mean_step_correlation']:.3f} "
-                         f"| figure only | {size} samples (train/test/validation) | {r['epochs']} (best "
+                         f"{fate} | figure only | {size} samples (train/test/validation) | {r['epochs']} (best "
                          f"{r['best_epoch']}{mins}) | {r['device']} |")
         if "mean_history" in m:
             b = m["mean_history"]

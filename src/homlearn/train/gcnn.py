@@ -13,6 +13,7 @@ role (:mod:`homlearn.data.graphs` documents the roles of each store's splits).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -83,18 +84,37 @@ def _structure(model_name: str, data: GraphDataset) -> dict:
     return {}
 
 
+#: a run whose best early-stopping loss is above this fraction of the mean predictor's has not
+#: left the plateau of predicting the training mean (a collapse: e.g. every ReLU unit of a
+#: narrow convolution dead from the start); measured collapses sat at 0.99-1.0
+COLLAPSE_FRACTION = 0.95
+
+
+def plateau_loss(samples: list[dict], train_samples: list[dict]) -> float:
+    """MSE (scaled targets) of predicting the training mean target on ``samples``: the loss of a
+    collapsed model, against which :data:`COLLAPSE_FRACTION` is applied."""
+    mean = np.mean([s["y"] for s in train_samples], axis=0)
+    return float(np.mean([(np.asarray(s["y"]) - mean) ** 2 for s in samples]))
+
+
 def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, Any],
                train_cfg: Mapping[str, Any], out_dir: Path | str, progress: bool = True,
-               exemplar: str | None = None, data_cfg: Mapping[str, Any] | None = None) -> dict:
+               exemplar: str | None = None, data_cfg: Mapping[str, Any] | None = None,
+               collapse_restarts: int = 0) -> dict:
     """Train ``model_name`` on the store (``exemplar`` defaults to the store's); writes ``model.json``
     and ``predictions.npz`` (every split, physical units) to ``out_dir``.
 
     Early stopping watches the 'test' role (paper section 6); 'validation' is held out. Metrics:
     scalar targets :func:`regression_metrics`; histories :func:`history_metrics` (RMSE, relative
     RMSE and correlation over all steps and per step, paper Fig. 11), in the target's units.
+    A run that ends on the mean-predictor plateau (:data:`COLLAPSE_FRACTION`) is retrained from
+    seed + 1, ... up to ``collapse_restarts`` times; every attempt is recorded in ``model.json``
+    (``attempts``, ``collapsed``), and finished attempts are not redone when a killed run resumes.
     """
     out = Path(out_dir)
     settings = TrainSettings.from_config(train_cfg)
+    if int(collapse_restarts) < 0:
+        raise ValueError(f"collapse_restarts must be >= 0, got {collapse_restarts}")
     torch.manual_seed(settings.seed)
     data = load_data(dataset_path, model_name, exemplar, data_cfg)
     build, collate = _parts(model_name)
@@ -105,11 +125,35 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
     if not test_s:
         raise ValueError("the test split (used for early stopping) is empty: increase n_samples")
     structure = _structure(model_name, data)
-    model = build(data.x[0].shape[1], data.n_out, structure, dict(hyper))
     fp = dataset_fingerprint(data)
-    # the scalers are part of what is trained: a checkpoint of other preprocessing must not resume
-    rid = make_run_id(model_name, dict(hyper), settings.run_key(), fp, x_scaler.to_json(), y_scaler.to_json())
-    summary = train(model, train_s, test_s, collate, settings, out, progress=progress, run_id=rid)
+    plateau = plateau_loss(test_s, train_s)
+    out.mkdir(parents=True, exist_ok=True)
+    done_path = out / "attempts.json"
+    finished = json.loads(done_path.read_text()) if done_path.exists() else {}
+    attempts = []
+    for attempt in range(int(collapse_restarts) + 1):
+        run_settings = replace(settings, seed=settings.seed + attempt)
+        # the scalers are part of what is trained: a checkpoint of other preprocessing must not resume
+        rid = make_run_id(model_name, dict(hyper), run_settings.run_key(), fp, x_scaler.to_json(),
+                          y_scaler.to_json())
+        last = attempt == int(collapse_restarts)
+        if rid in finished and finished[rid]["collapsed"] and not last:
+            attempts.append(finished[rid])          # a collapsed attempt of a killed run: not redone
+            continue
+        torch.manual_seed(run_settings.seed)
+        model = build(data.x[0].shape[1], data.n_out, structure, dict(hyper))
+        summary = train(model, train_s, test_s, collate, run_settings, out, progress=progress, run_id=rid)
+        record = {"seed": run_settings.seed, "best_val_loss": summary["best_val_loss"], "plateau_loss": plateau,
+                  "epochs": summary["epochs"], "collapsed": bool(summary["best_val_loss"] > COLLAPSE_FRACTION * plateau)}
+        attempts.append(record)
+        finished[rid] = record
+        done_path.write_text(json.dumps(finished, indent=2))
+        if not record["collapsed"]:
+            break
+        if not last:
+            print(f"seed {run_settings.seed}: best loss {record['best_val_loss']:.4g} is the mean predictor's "
+                  f"{plateau:.4g} (collapsed); retraining from seed {run_settings.seed + 1}")
+    settings = run_settings
     device = pick_device(settings.device)
     metrics, preds = {}, {}
     for code, name in SPLIT_ROLES.items():
@@ -131,7 +175,7 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
         data=dict(data.options) | ({"target_scaling": target_scaling} if data.loading is not None else {}), structure={k: list(v) for k, v in structure.items()},
         feature_kinds={"extensive": list(data.extensive), "intensive": list(data.intensive)},
         target={"name": data.target, "units": data.units, "n_out": data.n_out}, splits=data.describe_splits(),
-        **history)
+        attempts=attempts, collapsed=attempts[-1]["collapsed"], **history)
 
 
 def load_gcnn(model_dir: Path | str, device="cpu"):
