@@ -172,10 +172,10 @@ def summary_lines(metrics_files) -> list[str]:
             mins = f", {r['train_seconds'] / 60:.1f} min" if r.get("train_seconds") else ""
             tries = r.get("attempts", 1)
             fate = (f", COLLAPSED to the mean history in all {tries} seeds" if r.get("collapsed")
-                    else f", trained {tries} times: the first {tries - 1} collapsed" if tries > 1 else "")
+                    else f", retrained: {tries - 1} earlier seed(s) collapsed" if tries > 1 else "")
             lines.append(f"| {ex}, {LABELS.get(name, name)} ({name}) sigma_xx history (gcnn {m['paper']}) | "
                          f"RMSE {r['rmse']:.3g} MPa ({100 * r['relative_rmse']:.2f}%), at final strain "
-                         f"{r['rmse_final']:.3g} MPa, mean correlation over strain {r['mean_step_correlation']:.3f} "
+                         f"{r['rmse_final']:.3g} MPa, mean correlation over strain {r['mean_step_correlation']:.3f}"
                          f"{fate} | figure only | {size} samples (train/test/validation) | {r['epochs']} (best "
                          f"{r['best_epoch']}{mins}) | {r['device']} |")
         if "mean_history" in m:
