@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from homlearn.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -83,6 +85,14 @@ def test_snakemake_end_to_end(tmp_path):
     assert {r["n_features"] for r in rows if r["model"] == "rgcnn"} == {3}
     assert {r["n_features"] for r in rows if r["model"] == "fgcnn"} == {1, 4}
     assert (out / "heat2d" / "fig12a_sensitivity.png").stat().st_size > 10_000
+    # summary rows: heat2d's (written by `all`) and the sweep's, with the paper's findings beside ours
+    rows = [ln for ln in (out / "summary" / "field_surrogates_heat2d.md").read_text().splitlines()
+            if ln.startswith("| heat2d")]
+    assert len(rows) == 5 and "rGCNN on par with the fGCNN" in rows[-1]
+    sweep_md = out / "summary" / "sweep.md"
+    assert main(["gcnn", "summary", str(sweep_md), str(out / "heat2d" / "sensitivity" / "metrics.json")]) == 0
+    sweep = [ln for ln in sweep_md.read_text().splitlines() if ln.startswith("| heat2d, Fig. 12a")]
+    assert len(sweep) == 2 and all("1: " in r and "4: " in r and "(patience" in r for r in sweep)
 
     # a changed learning rate retrains and re-evaluates, and leaves the datasets alone
     cfg2 = tmp_path / "tiny-lr.yaml"

@@ -123,3 +123,19 @@ rule gcnn_cp_grid2d_interpret:
         "../../envs/homlearn.yaml"
     shell:
         "{HOMLEARN} gcnn interpret {params.store} {GCNN_CP2D}/interpret {params.models} {params.opts} > {log} 2>&1"
+
+
+rule gcnn_sensitivity_summary:
+    input:
+        f"{R}/heat2d/sensitivity/metrics.json",
+        f"{GCNN_CP2D}/sensitivity/metrics.json",
+    output:
+        report(f"{R}/summary/field_surrogates_gcnn_sensitivity.md", caption="../report/gcnn_sensitivity_summary.rst",
+               category="gcnn", labels={"figure": "sensitivity summary table"}),
+    log:
+        f"{G}/logs/sensitivity_summary.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} gcnn summary {output} {input} > {log} 2>&1"
+

@@ -103,9 +103,24 @@ rule heat2d_evaluate:
         "{HOMLEARN} heat2d evaluate {params.store} {H} {params.models} --config-json {params.cfg} > {log} 2>&1"
 
 
+rule heat2d_summary:
+    input:
+        f"{H}/metrics.json",
+    output:
+        report(f"{R}/summary/field_surrogates_heat2d.md", caption="../report/heat2d_summary.rst",
+               category="heat2d", labels={"figure": "summary table"}),
+    log:
+        f"{H}/logs/summary.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} gcnn summary {output} {input} > {log} 2>&1"
+
+
 rule heat2d_all:
     input:
         f"{H}/metrics.json",
+        rules.heat2d_summary.output,
 
 
 # Fig. 12a: sensitivity to N_filters (fGCNN; rGCNN with N_features fixed), one model per seed.

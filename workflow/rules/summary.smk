@@ -17,7 +17,7 @@ rule rno_mg_taylor_summary:
 
 SUMMARIES = [f"{R}/summary/{name}.md" for name in (
     "history_surrogates", "history_surrogates_cp_paths2d", "history_surrogates_mg_taylor", "field_surrogates",
-    "field_surrogates_gcnn")]
+    "field_surrogates_gcnn", "field_surrogates_heat2d", "field_surrogates_gcnn_sensitivity")]
 
 
 rule summary:

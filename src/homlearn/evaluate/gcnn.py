@@ -158,12 +158,21 @@ def _fig_examples(exemplar, strain, truth, preds, index, n, path):
 
 def summary_lines(metrics_files) -> list[str]:
     """Rows of ``field_surrogates.md`` (experiment, our metric, paper value, data size, epochs,
-    hardware) for the GCNN experiments."""
+    hardware) for the GCNN experiments: each file is an exemplar's ``metrics.json`` (Fig. 11,
+    13b), a Fig. 12 sweep's, or heat2d's (Fig. 13a)."""
+    from homlearn.evaluate import heat2d, sensitivity
+
     lines = []
     for mf in map(Path, metrics_files):
         if not mf.exists():
             continue
         m = json.loads(mf.read_text())
+        if "runs" in m:                                  # a Fig. 12 sweep
+            lines += sensitivity.summary_lines(m, LABELS | heat2d.LABELS)
+            continue
+        if "gradient_rule" in m.get("models", {}):       # heat2d's surrogates and mixture rules
+            lines += heat2d.summary_lines(m)
+            continue
         ex = m["exemplar"]
         for name in _order(m["models"]):
             r = m["models"][name]
@@ -205,10 +214,11 @@ def write_summary(path, metrics_files) -> str:
 
     hw = f"{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
     lines = ["# Graph and pixel surrogates (paper 'gcnn'): our numbers against the paper's", "",
-             "sigma_xx histories in uniaxial tension, errors on the held-out validation samples in MPa "
-             "(relative: against the RMS of the true values). The paper gives Fig. 11 curves, not numbers: "
-             "'paper value' states its finding. Paper sizes: 12,000 / 10,000 / 3,000 samples, up to 1,000 epochs "
-             f"(8-32 GPU-hours per model). Summary written on: {hw}.", "",
+             "Errors on the held-out validation samples: sigma_xx histories in uniaxial tension in MPa "
+             "(relative: against the RMS of the true values), heat2d's effective conductivity kbar as it is "
+             "stored. The paper gives curves and distributions (Fig. 11-13), not numbers: 'paper value' states "
+             "its finding. Paper sizes: heat2d 10,000, cp_grid2d 12,000, cp_grid3d 10,000, viscoelastic3d 3,000 "
+             f"samples, up to 1,000 epochs (8-32 GPU-hours per model). Summary written on: {hw}.", "",
              "| experiment | our metric | paper value | data size | epochs | hardware |",
              "| --- | --- | --- | --- | --- | --- |"]
     lines += summary_lines(metrics_files)

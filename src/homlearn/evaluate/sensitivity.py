@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["sweep_rows", "plot_sweep", "evaluate_sweep"]
+__all__ = ["sweep_rows", "plot_sweep", "evaluate_sweep", "summary_lines"]
 
 
 def sweep_rows(runs: Mapping[str, Path | str], collapsed: Callable[[dict], bool],
@@ -81,10 +81,17 @@ def plot_sweep(rows: list[dict], path: Path | str, labels: Mapping[str, str], yl
 
 def evaluate_sweep(runs: Mapping[str, Path | str], table_dir: Path | str, figure: Path | str, *,
                    labels: Mapping[str, str], ylabel: str, title: str, collapsed: Callable[[dict], bool],
-                   extra: Callable[[dict], dict] | None = None) -> dict:
+                   extra: Callable[[dict], dict] | None = None, experiment: Mapping | None = None) -> dict:
     """Rows (:func:`sweep_rows`) to ``table_dir/metrics.csv`` and ``metrics.json`` (with the
-    per-model summary), the figure (:func:`plot_sweep`) to ``figure``; returns the metrics."""
+    per-model summary, ``experiment``: what the sweep is and the paper's finding, and the data
+    size, epoch budget and hardware of the runs), the figure (:func:`plot_sweep`) to ``figure``;
+    returns the metrics."""
     rows = sweep_rows(runs, collapsed, extra)
+    first = json.loads((Path(next(iter(runs.values()))) / "model.json").read_text())
+    run_info = {"splits": {k: v.get("n") for k, v in (first.get("splits") or {}).items()},
+                "max_epochs": first["train"]["max_epochs"], "patience": first["train"]["patience"],
+                "devices": sorted({json.loads((Path(d) / "model.json").read_text())["training"]["device"]
+                                   for d in runs.values()})}
     table_dir = Path(table_dir)
     table_dir.mkdir(parents=True, exist_ok=True)
     with open(table_dir / "metrics.csv", "w", newline="") as fh:
@@ -92,9 +99,33 @@ def evaluate_sweep(runs: Mapping[str, Path | str], table_dir: Path | str, figure
         w.writeheader()
         w.writerows(rows)
     Path(figure).parent.mkdir(parents=True, exist_ok=True)
-    metrics = {"runs": rows, "summary": plot_sweep(rows, figure, labels, ylabel, title)}
+    metrics = {"runs": rows, "summary": plot_sweep(rows, figure, labels, ylabel, title),
+               "experiment": dict(experiment or {}), "run_info": run_info}
     (table_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def summary_lines(metrics: Mapping, labels: Mapping[str, str]) -> list[str]:
+    """Rows of the field summary table (experiment, our metric, paper value, data size, epochs,
+    hardware) for one sweep's ``metrics.json``: per model, the best-seed validation RMSE at each
+    N_filters (``*``: every seed of that width collapsed to the ensemble mean)."""
+    ex, info = metrics.get("experiment") or {}, metrics.get("run_info") or {}
+    if not ex:
+        raise ValueError("sweep metrics without 'experiment' (written before session 7): re-run its evaluation")
+    split = info.get("splits") or {}
+    size = "/".join(str(split.get(k, "?")) for k in ("train", "test", "validation"))
+    lines = []
+    for model, by_width in metrics["summary"].items():
+        dead = {r["n_filters"] for r in metrics["runs"] if r["model"] == model and r["collapsed"]}
+        alive = {r["n_filters"] for r in metrics["runs"] if r["model"] == model and not r["collapsed"]}
+        seeds = len({r["seed"] for r in metrics["runs"] if r["model"] == model})
+        cells = ", ".join(f"{w}: {v['best_rmse']:.3g}{'*' if int(w) in dead - alive else ''}"
+                          for w, v in by_width.items())
+        lines.append(f"| {ex['exemplar']}, {ex['figure']} sensitivity, {labels.get(model, model)} ({model}): "
+                     f"validation RMSE against N_filters | {cells} {ex['units']} (best of {seeds} seed(s)) | "
+                     f"{ex['paper_finding']} | {size} samples (train/test/validation) | <= {info.get('max_epochs')} "
+                     f"(patience {info.get('patience')}) | {', '.join(info.get('devices', []))} |")
+    return lines
 
 
 def evaluate_cp_grid2d_sensitivity(runs: Mapping[str, Path | str], out_dir: Path | str) -> dict:
@@ -115,4 +146,7 @@ def evaluate_cp_grid2d_sensitivity(runs: Mapping[str, Path | str], out_dir: Path
                           title="cp_grid2d: sensitivity to N_features = N_filters (gcnn Fig. 12b)",
                           collapsed=lambda val: not mean_corr(val) >= 0.2,
                           extra=lambda val: {"rmse_final": float(val["per_step"]["rmse"][-1]),
-                                             "mean_step_correlation": mean_corr(val)})
+                                             "mean_step_correlation": mean_corr(val)},
+                          experiment={"exemplar": "cp_grid2d", "figure": "Fig. 12b", "units": "MPa",
+                                      "paper_finding": "improvement levels off at N_features >= 4 (fGCNN and "
+                                                       "rGCNN, N_features = N_filters, N_dense 1)"})
