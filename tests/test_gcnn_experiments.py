@@ -49,6 +49,14 @@ def test_gcnn_cp_grid2d_target(tmp_path):
     want = float(np.sqrt(np.mean((y_val - y_mean) ** 2)))
     assert abs(m["mean_history"]["rmse"] - want) <= 1e-9 * want
     assert m["checks"]["beat_mean_history"] == {n: m["models"][n]["rmse"] < want for n in RUN}
+    # the mixture-rule-like reference: affine in the pixel averages of the two cubic-tensor components
+    # (every pixel has the same volume), fitted on the training role (1e-9)
+    feats = np.stack([x[:, :2].astype(np.float64).mean(axis=0) for x in data.x])
+    tr, va = data.subset("train"), data.subset("validation")
+    coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(tr)), feats[tr]]), data.y[tr], rcond=None)
+    lin = float(np.sqrt(np.mean((np.column_stack([np.ones(len(va)), feats[va]]) @ coef - y_val) ** 2)))
+    assert abs(m["linear_average"]["rmse"] - lin) <= 1e-9 * lin
+    assert m["linear_average"]["features"] == ["T_xxxx", "T_xxxy"]
     for fig in ("fig11_cp_grid2d", "fig13_cp_grid2d_error_distribution", "cp_grid2d_examples"):
         assert (ex / f"{fig}.png").stat().st_size > 10_000
 
@@ -59,8 +67,9 @@ def test_gcnn_cp_grid2d_target(tmp_path):
                        capture_output=True, text=True, env=env)
     assert s.returncode == 0, s.stderr[-2000:]
     rows = [ln for ln in summary.read_text().splitlines() if ln.startswith("| cp_grid2d")]
-    assert len(rows) == len(RUN) + 2 and all(f"({n})" in r for r, n in zip(rows, RUN))
-    assert "training mean history" in rows[-2] and f"RMSE {want:.3g} MPa" in rows[-2]
+    assert len(rows) == len(RUN) + 3 and all(f"({n})" in r for r, n in zip(rows, RUN))
+    assert "training mean history" in rows[-3] and f"RMSE {want:.3g} MPa" in rows[-3]
+    assert "volume-averaged T_xxxx, T_xxxy" in rows[-2] and f"RMSE {lin:.3g} MPa" in rows[-2]
     for r, n in zip(rows, RUN):   # tiny nets, 3 epochs: a collapse (all seeds tried) is said in the row
         assert ("COLLAPSED" in r) == m["models"][n]["collapsed"] and m["models"][n]["attempts"] in (1, 2, 3)
     assert "ordering of the variants" in rows[-1] and "original worst" in rows[-1]
