@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from homlearn.data.graphs import SPLIT_ROLES, TEST, TRAIN, GraphDataset, MinMaxScaler
-from homlearn.train.record import fingerprint, run_id as make_run_id, save_model_record
+from homlearn.train.record import fingerprint, run_id as make_run_id, save_model_record, write_json
 from homlearn.train.settings import TrainSettings
 from homlearn.train.trainer import pick_device, predict, train
 
@@ -147,7 +147,7 @@ def train_gcnn(dataset_path: Path | str, model_name: str, hyper: Mapping[str, An
                   "epochs": summary["epochs"], "collapsed": bool(summary["best_val_loss"] > COLLAPSE_FRACTION * plateau)}
         attempts.append(record)
         finished[rid] = record
-        done_path.write_text(json.dumps(finished, indent=2))
+        write_json(done_path, finished)             # atomic: a kill never leaves half a record
         if not record["collapsed"]:
             break
         if not last:
