@@ -56,3 +56,10 @@ def test_snakemake_refuses_bad_config_before_any_work(tmp_path):
     assert proc.returncode != 0
     assert "heat2d.n_samples" in proc.stdout + proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "workflow" / "configs").glob("*.yaml")))
+def test_every_shipped_config_is_valid(name):
+    """Each file under workflow/configs (full configs and overlays alike) passes the schema and the
+    semantic checks on its own, so a typo in a paper-size or CPU overlay fails here, not hours in."""
+    validate_config(yaml.safe_load((ROOT / "workflow" / "configs" / name).read_text()))
