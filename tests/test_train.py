@@ -246,6 +246,36 @@ def test_heat2d_gcnn_trains_on_the_shared_stack_and_loads_back(heat2d_small, tmp
     assert regression_metrics(data.y[ids, 0], pred) == pytest.approx(info["metrics"]["test"])
 
 
+def test_more_lbfgs_epochs_carry_the_shorter_run_on(c1d, tmp_path):
+    """Raising train.lbfgs_epochs carries on the checkpoint of the same run with fewer L-BFGS
+    epochs (finished, or killed inside its L-BFGS phase) to the same weights, bit for bit, as the
+    longer run from the start; lowering it retrains (the longer run is not the shorter one)."""
+    from homlearn.train.record import run_id, run_ids
+
+    tr, va = in_memory(c1d["store"], c1d["train"]), in_memory(c1d["store"], c1d["val"])
+
+    def run(lbfgs, out, seed=0, stop=None):
+        s = settings(max_epochs=2, lbfgs_epochs=lbfgs, lbfgs_max_iter=3, schedule="none")
+        rid, shorter = run_ids(s, lambda key: run_id("gru", key))
+        assert len(shorter) == lbfgs and rid not in shorter
+        return train(fresh(seed), tr, va, collate_tensors, s, tmp_path / out, progress=False, run_id=rid,
+                     extends=shorter, stop_after_epochs=stop)
+
+    assert run(4, "full")["finished"]
+    assert run(2, "finished")["finished"]
+    assert not run(3, "killed", stop=3)["finished"]  # 2 Adam + 1 L-BFGS epoch of a 3-epoch run
+    for out in ("finished", "killed"):
+        done = run(4, out, seed=7)  # another init: only the checkpoint can give the same weights
+        assert done["finished"] and (done["adam_epochs"], done["lbfgs_epochs"]) == (2, 4)
+        assert len(read_history(tmp_path / out / "history.csv")) == 6
+        for name in ("last.pt", "best.pt"):
+            assert_same_weights(torch.load(tmp_path / "full" / name, weights_only=False)["model"],
+                                torch.load(tmp_path / out / name, weights_only=False)["model"])
+    short = run(1, "finished")
+    assert (short["adam_epochs"], short["lbfgs_epochs"]) == (2, 1)
+    assert len(read_history(tmp_path / "finished" / "history.csv")) == 3
+
+
 def test_lbfgs_phase_after_adam_resumes_to_the_same_weights(c1d, tmp_path):
     """Adam epochs then full-batch L-BFGS epochs (train.lbfgs_epochs): the training loss drops in
     the L-BFGS phase, and a run killed inside it (and inside the Adam phase) resumes bit for bit."""

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from homlearn.train.batches import collate_tensors
-from homlearn.train.record import fingerprint, run_id as make_run_id, save_model_record
+from homlearn.train.record import fingerprint, run_id as make_run_id, run_ids, save_model_record
 from homlearn.train.settings import TrainSettings
 
 LAYERS = ("+", "-")
@@ -138,9 +138,9 @@ def train_autoencoder(store, out_dir, *, latent: int, width: int = 50, depth: in
     ref = float(np.mean(np.sum(tr ** 2, axis=1)))
     fp = fingerprint((data.x, data.split))
     hyper = {"latent": int(latent), "width": int(width), "depth": int(depth)}
-    rid = make_run_id("autoencoder", hyper, settings.run_key(), fp)
+    rid, shorter = run_ids(settings, lambda key: make_run_id("autoencoder", hyper, key, fp))
     summary = train(net, samples, samples, collate_tensors, settings, out, progress=progress, run_id=rid,
-                    loss=RelativeSquaredError(ref))
+                    loss=RelativeSquaredError(ref), extends=shorter)
     net.to("cpu").eval()
     metrics = {}
     floor = EQ25_FLOOR * float(np.sqrt(ref))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -17,14 +17,22 @@ def save_atomic(obj: Any, path: Path | str) -> None:
     os.replace(tmp, path)
 
 
-def load_run(path: Path | str, run_id: str, device: torch.device | str = "cpu") -> dict | None:
-    """The checkpoint at ``path`` when it belongs to run ``run_id``; None when absent or of
-    another run (model, settings or data changed), which the caller then replaces."""
+def load_run(path: Path | str, run_id: str, device: torch.device | str = "cpu",
+             extends: Iterable[str] = ()) -> dict | None:
+    """The checkpoint at ``path`` when it belongs to run ``run_id``, or to one of the runs
+    ``extends`` that this run carries on (the same run with fewer L-BFGS epochs; the checkpoint is
+    then relabelled ``run_id``); None when absent or of another run (model, settings or data
+    changed), which the caller then replaces."""
     path = Path(path)
     if not path.exists():
         return None
     ckpt = torch.load(path, map_location=device, weights_only=False)
-    if ckpt.get("state", {}).get("run_id") != run_id:
+    found = ckpt.get("state", {}).get("run_id")
+    if found in set(extends) and found != run_id:
+        print(f"{path}: the same run with fewer L-BFGS epochs ({ckpt['state'].get('lbfgs_epochs', 0)} done); "
+              "carrying it on")
+        ckpt["state"]["run_id"] = run_id
+    elif found != run_id:
         print(f"{path}: checkpoint of another run (model, settings or data changed); starting afresh")
         return None
     return ckpt

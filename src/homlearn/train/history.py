@@ -32,7 +32,7 @@ import torch
 
 from homlearn.train.batches import collate_tensors
 from homlearn.train.losses import relative_l2_per_sample
-from homlearn.train.record import fingerprint, run_id as make_run_id, save_model_record
+from homlearn.train.record import fingerprint, run_id as make_run_id, run_ids, save_model_record
 from homlearn.train.settings import TrainSettings
 from homlearn.train.trainer import pick_device, train
 
@@ -176,10 +176,11 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
     if init is not None:
         transfer_weights(net, init)
     fp = data.fingerprint()
-    rid = make_run_id(model, k, group, dict(hyper), settings.run_key(), fp, str(init) if init else None)
+    rid, shorter = run_ids(settings, lambda key: make_run_id(model, k, group, dict(hyper), key, fp,
+                                                              str(init) if init else None))
     train_samples = data.samples(tr)
     summary = train(net, train_samples, train_samples, collate_tensors, settings, out, progress=progress,
-                    run_id=rid, loss="relative_l2")
+                    run_id=rid, loss="relative_l2", extends=shorter)
     net.to("cpu")
     metrics = {}
     for name, rows in (("train", tr), ("test", te)):

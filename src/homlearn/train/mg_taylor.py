@@ -43,7 +43,7 @@ import torch
 
 from homlearn.train.history import HistoryData, build_model
 from homlearn.train.batches import collate_tensors
-from homlearn.train.record import fingerprint, run_id as make_run_id, save_model_record, write_json
+from homlearn.train.record import fingerprint, run_id as make_run_id, run_ids, save_model_record, write_json
 from homlearn.train.settings import TrainSettings
 from homlearn.train.trainer import pick_device, train
 
@@ -184,10 +184,10 @@ def train_mg_taylor(store, out_dir, *, model: str = "rno", k: int = 5, n_train: 
     else:
         net.fit_pca(xt.float(), yt.float(), torch.as_tensor(np.array(data.t)))
     fp = fingerprint((data.ids[tr], data.t, data.x[tr], data.y[tr], data.ids[te]))
-    rid = make_run_id("mg_taylor", model, k, int(n_train), hyper, settings.run_key(), fp)
+    rid, shorter = run_ids(settings, lambda key: make_run_id("mg_taylor", model, k, int(n_train), hyper, key, fp))
     monitored = va if len(va) else tr
     summary = train(net, fitted.samples(tr), fitted.samples(monitored), collate_tensors, settings, out,
-                    progress=progress, run_id=rid, loss=split_loss if split else "relative_l2")
+                    progress=progress, run_id=rid, loss=split_loss if split else "relative_l2", extends=shorter)
     net.to("cpu")
     metrics = {}
     for name, rows in (("train", tr), ("validation", va), ("test", te)):

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -36,6 +36,13 @@ def store_fingerprint(ds, variables: Iterable[str], index: np.ndarray | None = N
 def run_id(*parts: Any) -> str:
     """sha256 of what is being trained (model, hyperparameters, settings, data fingerprint)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_ids(settings, make: Callable[[dict], str]) -> tuple[str, tuple[str, ...]]:
+    """``make(settings.run_key())`` and the ids of the same run with fewer L-BFGS epochs
+    (:meth:`TrainSettings.shorter_runs`), whose checkpoints the trainer extends (``extends``):
+    raising ``train.lbfgs_epochs`` carries a finished or killed run on instead of starting over."""
+    return make(settings.run_key()), tuple(make(s.run_key()) for s in settings.shorter_runs())
 
 
 def write_json(path: Path | str, obj: Any) -> None:

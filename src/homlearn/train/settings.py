@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 #: keys that change how a run is logged or placed, not what it computes (left out of run ids)
@@ -57,6 +57,11 @@ class TrainSettings:
     def run_key(self) -> dict[str, Any]:
         """The settings that decide the result (what a resumed checkpoint must match)."""
         return {k: v for k, v in asdict(self).items() if k not in NOT_IN_RUN_ID}
+
+    def shorter_runs(self) -> list["TrainSettings"]:
+        """The same run with 0 .. lbfgs_epochs - 1 L-BFGS epochs: the L-BFGS phase is sequential
+        and its state is checkpointed, so this run continues any of their checkpoints exactly."""
+        return [replace(self, lbfgs_epochs=j) for j in range(self.lbfgs_epochs)]
 
 
 def setting_names() -> list[str]:

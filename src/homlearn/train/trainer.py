@@ -5,7 +5,8 @@ early stopping on the validation loss, an optional full-batch L-BFGS finishing p
 The batch order of epoch e is a permutation seeded by (seed, e); the checkpoint ``last.pt``
 holds model, optimiser, scheduler and torch RNG state. A run killed after any epoch and resumed
 therefore ends with the same weights as an uninterrupted run (bit for bit on CPU). A
-checkpoint whose ``run_id`` differs (other model, settings or data) is replaced, not resumed.
+checkpoint whose ``run_id`` differs (other model, settings or data) is replaced, not resumed,
+except one of the same run with fewer L-BFGS epochs, which is carried on (``extends``).
 
 Files in ``out_dir``: ``last.pt`` (every epoch), ``best.pt`` (best validation loss),
 ``history.csv`` (every epoch: train_loss, val_loss, lr, seconds), ``training.json`` (summary,
@@ -85,7 +86,7 @@ def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence
           collate: Callable = collate_tensors, settings: TrainSettings = TrainSettings(),
           out_dir: Path | str = ".", progress: bool = True, stop_after_epochs: int | None = None,
           run_id: str = "", loss: str | Callable | None = None, forward: Forward = default_forward,
-          eval_batch_size: int = 256) -> dict:
+          eval_batch_size: int = 256, extends: Sequence[str] = ()) -> dict:
     """Train ``model`` on ``train_samples``, stop early on ``val_samples``; end with the best weights.
 
     ``collate`` makes a batch from a list of samples (graphs: ``collate_graphs``; fixed-shape
@@ -93,7 +94,9 @@ def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence
     :mod:`homlearn.train.batches`). ``loss`` overrides ``settings.loss`` (a name or a callable).
     ``stop_after_epochs`` ends this call early (as a kill would) without marking the run done;
     calling again resumes from ``last.pt``. ``run_id`` names what is trained (model,
-    hyperparameters, data); by default the settings.
+    hyperparameters, data); by default the settings. ``extends``: ids of the same run with fewer
+    L-BFGS epochs (:func:`homlearn.train.record.run_ids`); their checkpoint is carried on to
+    ``settings.lbfgs_epochs``, with the same result as training that long from the start.
     """
     from tqdm.auto import tqdm
 
@@ -112,7 +115,7 @@ def train(model: torch.nn.Module, train_samples: Sequence, val_samples: Sequence
     sched = make_scheduler(opt, settings)
     run_id = run_id or json.dumps(settings.run_key(), sort_keys=True)
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "history": [], "run_id": run_id}
-    ckpt = load_run(out / "last.pt", run_id, device)
+    ckpt = load_run(out / "last.pt", run_id, device, extends)
     if ckpt is not None:  # resume the same run
         model.load_state_dict(ckpt["model"])
         if ckpt.get("optimizer") is not None:  # None once in the L-BFGS phase
