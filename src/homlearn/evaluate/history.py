@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from homlearn.train.history import load_history, load_history_data, relative_errors  # noqa: E402
+from homlearn.train.losses import relative_l2_per_sample  # noqa: E402
 
 C1D_FIGURES = ("fig1b_predictions", "fig1c_error_vs_k", "fig1d_internal_variable", "fig1ef_learned_f_g",
                "fig10a_resolution")
@@ -200,10 +201,11 @@ def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Se
         metrics["resolution"] = resolution_study(store, models, resolution["segments"], resolution["k"],
                                                  resolution["steps"], resolution.get("models", ["rno", "rno_ve"]))
         fig, ax = plt.subplots(figsize=(5, 3.4))
-        for name, label in (("rno", "E-VP (eq. 2)"), ("rno_ve", "VE (eq. 7)")):
+        for name, label, style in (("rno", "E-VP (eq. 2)", "o-"), ("rno_ve", "VE (eq. 7)", "s-"),
+                                   ("exact_eq3", "exact law (eq. 14-15) under eq. 3", "k--")):
             r = [row for row in metrics["resolution"]["rows"] if row["model"] == name]
             if r:
-                ax.plot([row["steps"] for row in r], [row["test_relative_l2"] for row in r], "o-", label=label)
+                ax.plot([row["steps"] for row in r], [row["test_relative_l2"] for row in r], style, label=label)
         ax.axvline(metrics["resolution"]["train_steps"], color="0.7", ls=":", label="training resolution")
         ax.set(xscale="log", yscale="log", xlabel="time steps of the test data", ylabel="test error (eq. 16)",
                title=f"composite1d N = {resolution['segments']}, k = {resolution['k']} (rno Fig. 10a)")
@@ -235,13 +237,48 @@ def baseline_rows(models, names: Sequence[str], key: str, groups: Sequence, dirn
     return rows
 
 
+def exact_law_euler(store, n: int, strain: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """Stress histories (S, T) of the exact eq. 14-15 of the composite with N = ``n`` segments,
+    integrated by the RNO's own scheme (rno eq. 3: xi^j = xi^(j-1) + dt g(eps^j, xi^(j-1)), xi^0 = 0)
+    on the grid ``time``: the error a perfect f and g would make at that resolution (the
+    discretisation floor of eq. 3). Paths on which forward Euler diverges come back non-finite."""
+    f, g, _ = exact_f_g(store, n)
+    xi = np.zeros(len(strain))
+    out = np.empty(strain.shape, dtype=np.float64)
+    out[:, 0] = f(strain[:, 0] - xi)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j in range(1, strain.shape[1]):
+            xi = xi + (time[j] - time[j - 1]) * g(strain[:, j] - xi)
+            out[:, j] = f(strain[:, j] - xi)
+    return out
+
+
+def exact_law_rows(store, n: int, strain: np.ndarray, stress: np.ndarray, time: np.ndarray, steps: int) -> dict:
+    """Resolution-study row of :func:`exact_law_euler` (eq. 16 against the solver's stress; a path
+    on which forward Euler diverges counts as 100% and is counted in ``diverged``)."""
+    pred = exact_law_euler(store, n, strain, time)
+    err = relative_l2_per_sample(torch.as_tensor(pred), torch.as_tensor(stress, dtype=torch.float64)).numpy()
+    bad = ~np.isfinite(err)
+    err = np.where(bad, 1.0, np.minimum(err, 1.0))
+    return {"model": "exact_eq3", "N": n, "k": None, "steps": steps, "test_relative_l2": float(err.mean()),
+            "diverged": int(bad.sum())}
+
+
 def resolution_study(store, models, n: int, k: int, steps: Sequence[int], names: Sequence[str]) -> dict:
     """Test error of the models trained at the stored resolution, on the test paths taken from
-    the fine (solver) histories every ``n_fine / steps``-th time (steps must divide n_fine)."""
+    the fine (solver) histories every ``n_fine / steps``-th time (steps must divide n_fine), and
+    the same for the exact law under the RNO's forward Euler (model ``exact_eq3``, the floor of
+    eq. 3 at each resolution; per-path errors capped at 100%)."""
     fine = load_history_data(store, "composite1d", n, fine=True)
     n_fine = len(fine.t) - 1
     te = fine.subset(1)
     rows = []
+    for s in steps:
+        if n_fine % s:
+            raise ValueError(f"resolution steps {s} must divide the fine grid's {n_fine} steps")
+        stride = n_fine // s
+        rows.append(exact_law_rows(store, n, fine.x[te][:, ::stride, 0], fine.y[te][:, ::stride, 0],
+                                   fine.t[::stride], s))
     train_steps = None
     for name in names:
         model, info = load_history(c1d_model_dir(models, name, n, k))
@@ -376,13 +413,20 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                              f"accuracy' (figure only) | test paths | - | {hw} |")
             if "resolution" in m:
                 res = m["resolution"]
-                for name, label in (("rno", "E-VP"), ("rno_ve", "VE")):
+                for name, label in (("rno", "E-VP RNO"), ("rno_ve", "VE RNO"), ("exact_eq3", "exact law")):
                     rs = [r for r in res["rows"] if r["model"] == name]
                     if rs:
-                        errs = ", ".join(f"{r['steps']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)
+                        errs = ", ".join(f"{r['steps']}: {100 * r['test_relative_l2']:.2f}%"
+                                         + (f" ({r['diverged']} diverged)" if r.get("diverged") else "")
+                                         for r in rs)
+                        if name == "exact_eq3":
+                            lines.append(f"| composite1d resolution, exact eq. 14-15 under the RNO's forward "
+                                         f"Euler (eq. 3), the floor of any eq. 3 model (Fig. 10a) | {errs} | - | "
+                                         f"N = {rs[0]['N']} test paths | - | {hw} |")
+                            continue
                         paper = ("flat across resolutions" if name == "rno"
                                  else "small at 200 steps, large elsewhere")
-                        lines.append(f"| composite1d resolution, {label} RNO trained at {res['train_steps']} "
+                        lines.append(f"| composite1d resolution, {label} trained at {res['train_steps']} "
                                      f"steps (Fig. 10a) | {errs} | {paper} | N = {rs[0]['N']} test paths | "
                                      f"see Fig. 1c row | {hw} |")
         elif m["exemplar"] == "laminate":
