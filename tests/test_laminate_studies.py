@@ -178,9 +178,9 @@ def test_gru_baseline_has_the_rno_size_and_joins_the_table(stores, rnos, tmp_pat
     """GRU baseline (rno.laminate.baseline): the hidden width whose parameter count is closest to
     the RNO with k = match_k (within 5% here), rebuilt by load_history, a row in the laminate
     table (k empty) and in the summary."""
-    from homlearn.evaluate.history import evaluate_laminate, write_summary
+    from homlearn.evaluate.history import component_errors, evaluate_laminate, write_summary
     from homlearn.models.sequence import sequence_parameter_count
-    from homlearn.train.history import load_history, train_history
+    from homlearn.train.history import load_history, load_history_data, relative_errors, train_history
 
     out = rnos / "gru_M3"
     info = train_history(stores / "laminate_M3.zarr", "laminate", out, model="gru",
@@ -195,10 +195,18 @@ def test_gru_baseline_has_the_rno_size_and_joins_the_table(stores, rnos, tmp_pat
     assert model.rnn.hidden_size == h["hidden"]
     m = evaluate_laminate(stores, rnos, tmp_path, ["M3"], [1, 2], baselines=["gru"])
     assert [r["model"] for r in m["baselines"]] == ["gru"] and m["baselines"][0]["k"] == ""
+    assert all(m["error_vs_k"][-1][f"test_relative_l2_{c}"] > 0 for c in ("11", "22", "12"))
+    # on one path, eq. 16 over the three components is a weighted mean of the per-component errors
+    data = load_history_data(stores / "laminate_M3.zarr", "laminate")
+    rno, j = load_history(rnos / "M3_k2")[0], data.subset(1)[:1]
+    comps = list(component_errors(rno, data.x[j], data.y[j], data.t).values())
+    whole = float(relative_errors(rno, data.x[j], data.y[j], data.t)[0])
+    assert min(comps) * (1 - 1e-5) <= whole <= max(comps) * (1 + 1e-5), (whole, comps)
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert len(lines) == 4 and lines[-1].startswith("gru,M3,,") and "rno_parameters" in lines[0]
     text = write_summary(tmp_path / "summary.md", [tmp_path / "metrics.json"])
     assert f"laminate M3, GRU baseline ({info['n_parameters']} parameters" in text
+    assert "k=2 per component: 11:" in text
 
 
 def test_bad_study_config_is_refused_with_its_key():
