@@ -65,7 +65,10 @@ def test_composite1d_experiment_writes_metrics_and_figures(c1d_tiny_store, c1d_m
     floor = [rows[("exact_eq3", s)] for s in (50, 100, 200, 400)]
     assert floor[0] < 0.03 and all(1.6 < a / b < 2.4 for a, b in zip(floor, floor[1:])), floor
     text = write_summary(tmp_path / "summary.md", [tmp_path / "metrics.json"])
-    assert "composite1d N = 1" in text and "Fig. 10a" in text
+    assert "composite1d N = 1" in text and "Fig. 10a" in text and "exact eq. 14-15 under" in text
+    assert m["path_max_value"] == 0.33  # the default amplitude is not labelled; another one is
+    (tmp_path / "mild.json").write_text(json.dumps({**m, "path_max_value": 0.1}))
+    assert "composite1d (paths max_value 0.1) N = 1" in write_summary(tmp_path / "s2.md", [tmp_path / "mild.json"])
 
 
 def test_wrong_rno_training_key_is_refused_with_its_name():

@@ -28,7 +28,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import zarr  # noqa: E402
 
+from homlearn.config import validate_config  # noqa: E402
 from homlearn.train.history import load_history, load_history_data, relative_errors  # noqa: E402
 from homlearn.train.losses import relative_l2_per_sample  # noqa: E402
 
@@ -113,7 +115,9 @@ def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Se
             errors[(n, k)] = e
             rows.append({"model": "rno", "N": n, "k": k, "test_relative_l2": e,
                          "train_relative_l2": info["metrics"]["train"]["relative_l2"], **_training_facts(info)})
-    metrics = {"exemplar": "composite1d", "store": str(store), "error_vs_k": rows,
+    content = zarr.open_group(str(store), mode="r").attrs.get("content", {})
+    metrics = {"exemplar": "composite1d", "store": str(store),
+               "path_max_value": content.get("path", {}).get("max_value"), "error_vs_k": rows,
                "baselines": baseline_rows(models, baselines, "N", segments, lambda name, n: f"{name}_N{n}")}
 
     # Fig. 1c
@@ -413,23 +417,23 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
         m = json.loads(mf.read_text())
         if m["exemplar"] == "composite1d":
             rows = m["error_vs_k"]
+            amp = m.get("path_max_value")
+            default = validate_config({})["composite1d"]["path"]["max_value"]  # other amplitudes are labelled
+            c1d = "composite1d" if amp in (None, default) else f"composite1d (paths max_value {amp})"
             for n in sorted({r["N"] for r in rows}):
                 rs = [r for r in rows if r["N"] == n]
                 errs = ", ".join(f"k={r['k']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)
-                if "test_relative_l2_12" in rs[-1]:
-                    errs += f" (k={rs[-1]['k']} per component: " + ", ".join(
-                        f"{c}: {100 * rs[-1][f'test_relative_l2_{c}']:.1f}%" for c in LAM_COMPONENTS) + ")"
                 r0 = rs[0]
-                lines.append(f"| composite1d N = {n}, error vs k (Fig. 1c) | {errs} | k = 1 as good as any "
+                lines.append(f"| {c1d} N = {n}, error vs k (Fig. 1c) | {errs} | k = 1 as good as any "
                              f"larger k; k = 0 large | {r0['n_train']}/{r0['n_test']} paths, 200 steps | "
                              f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
             if "internal_variable_fit" in m:
                 f = m["internal_variable_fit"]
-                lines.append(f"| composite1d N = {f['N']}, learned xi vs <eps_p> (Fig. 1d) | affine-map residual "
+                lines.append(f"| {c1d} N = {f['N']}, learned xi vs <eps_p> (Fig. 1d) | affine-map residual "
                              f"{100 * f['relative_residual']:.1f}% | 'a scaled version' (figure only) | test paths "
                              f"| - | {hw} |")
             if "learned_g" in m:
-                lines.append(f"| composite1d, learned g~ vs exact (Fig. 1f) | relative L2 "
+                lines.append(f"| {c1d}, learned g~ vs exact (Fig. 1f) | relative L2 "
                              f"{100 * m['learned_g']['relative_l2']:.1f}% on the test points | 'reasonable "
                              f"accuracy' (figure only) | test paths | - | {hw} |")
             if "resolution" in m:
@@ -441,13 +445,13 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                                          + (f" ({r['diverged']} diverged)" if r.get("diverged") else "")
                                          for r in rs)
                         if name == "exact_eq3":
-                            lines.append(f"| composite1d resolution, exact eq. 14-15 under the RNO's forward "
+                            lines.append(f"| {c1d} resolution, exact eq. 14-15 under the RNO's forward "
                                          f"Euler (eq. 3), the floor of any eq. 3 model (Fig. 10a) | {errs} | - | "
                                          f"N = {rs[0]['N']} test paths | - | {hw} |")
                             continue
                         paper = ("flat across resolutions" if name == "rno"
                                  else "small at 200 steps, large elsewhere")
-                        lines.append(f"| composite1d resolution, {label} trained at {res['train_steps']} "
+                        lines.append(f"| {c1d} resolution, {label} trained at {res['train_steps']} "
                                      f"steps (Fig. 10a) | {errs} | {paper} | N = {rs[0]['N']} test paths | "
                                      f"see Fig. 1c row | {hw} |")
         elif m["exemplar"] == "laminate":
