@@ -212,7 +212,8 @@ def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Se
                 ax.plot([row["steps"] for row in r], [row["test_relative_l2"] for row in r], style, label=label)
         ax.axvline(metrics["resolution"]["train_steps"], color="0.7", ls=":", label="training resolution")
         ax.set(xscale="log", yscale="log", xlabel="time steps of the test data", ylabel="test error (eq. 16)",
-               title=f"composite1d N = {resolution['segments']}, k = {resolution['k']} (rno Fig. 10a)")
+               title=f"composite1d N = {resolution['segments']}, k = {resolution['k']}, paths max_value "
+                     f"{metrics['path_max_value']} (rno Fig. 10a)")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=8)
         fig.tight_layout()
