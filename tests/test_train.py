@@ -138,6 +138,39 @@ def test_relative_l2_loss_on_a_known_case():
     assert evaluate_loss(Echo(), samples, collate_tensors, 2, "cpu", "mse") == pytest.approx(10 / 4)
 
 
+def test_per_component_relative_l2_on_a_known_case():
+    """relative_l2_components: eq. 16 of each component alone, averaged; a component 100x smaller
+    counts as much as the large one (whole-history eq. 16 would hardly see it)."""
+    from homlearn.train.losses import relative_l2_components
+
+    y = torch.tensor([[[3.0, 0.03], [4.0, 0.04]]])       # (B=1, T=2, c=2)
+    pred = torch.tensor([[[3.0, 0.0], [4.0, 0.04]]])     # component 2 off by 3/5 of its norm
+    assert relative_l2_components(pred, y).item() == pytest.approx((0.0 + 0.6) / 2, rel=1e-6)
+    assert relative_l2(pred, y).item() == pytest.approx(0.03 / math.hypot(5.0, 0.05), rel=1e-6)
+    with pytest.raises(ValueError, match="B, T, c"):
+        relative_l2_components(pred[0], y[0])
+
+
+def test_history_trainer_uses_the_configured_loss(c1d, tmp_path):
+    """train.loss of an rno section reaches the trainer (eq. 16 is the default): the first epoch's
+    training loss differs between relative_l2 and mse, and the model record says which was used."""
+    from homlearn.train.history import train_history
+
+    cfg = {"lr": 1e-3, "batch_size": 8, "max_epochs": 1, "lbfgs_epochs": 0, "device": "cpu",
+           "tensorboard": False}
+    first = {}
+    for loss in ("relative_l2", "mse"):
+        info = train_history(c1d["store"], "composite1d", tmp_path / loss, model="rno", k=1, group=1,
+                             hyper={"width": 8, "depth": 2}, train_cfg={**cfg, "loss": loss}, progress=False)
+        assert info["train"]["loss"] == loss
+        first[loss] = read_history(tmp_path / loss / "history.csv")[0]["train_loss"]
+    info = train_history(c1d["store"], "composite1d", tmp_path / "default", model="rno", k=1, group=1,
+                         hyper={"width": 8, "depth": 2}, train_cfg=cfg, progress=False)
+    assert info["train"]["loss"] == "relative_l2"
+    assert read_history(tmp_path / "default" / "history.csv")[0]["train_loss"] == first["relative_l2"]
+    assert first["mse"] != pytest.approx(first["relative_l2"], rel=1e-3)
+
+
 def test_lazy_zarr_dataset_trains_like_in_memory_samples(c1d, tmp_path):
     lazy_tr = ZarrSamples(c1d["store"], {"x": "strain", "y": "stress"}, index=c1d["train"])
     lazy_va = ZarrSamples(c1d["store"], {"x": "strain", "y": "stress"}, index=c1d["val"])

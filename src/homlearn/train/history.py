@@ -162,7 +162,7 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
     the same architecture whose weights start the training (transfer learning, rno Fig. 3)."""
     out = Path(out_dir)
     hyper = dict(hyper or {})
-    settings = TrainSettings.from_config(train_cfg or {})
+    settings = TrainSettings.from_config({"loss": "relative_l2", **(train_cfg or {})})  # eq. 16 unless asked
     data = load_history_data(store, exemplar, group)
     tr, te = data.subset(0), data.subset(1)
     if not len(tr) or not len(te):
@@ -180,7 +180,7 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
                                                               str(init) if init else None))
     train_samples = data.samples(tr)
     summary = train(net, train_samples, train_samples, collate_tensors, settings, out, progress=progress,
-                    run_id=rid, loss="relative_l2", extends=shorter)
+                    run_id=rid, extends=shorter)
     net.to("cpu")
     metrics = {}
     for name, rows in (("train", tr), ("test", te)):
