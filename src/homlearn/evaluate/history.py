@@ -277,22 +277,18 @@ def resolution_study(store, models, n: int, k: int, steps: Sequence[int], names:
     fine = load_history_data(store, "composite1d", n, fine=True)
     n_fine = len(fine.t) - 1
     te = fine.subset(1)
-    rows = []
-    for s in steps:
-        if n_fine % s:
-            raise ValueError(f"resolution steps {s} must divide the fine grid's {n_fine} steps")
-        stride = n_fine // s
-        rows.append(exact_law_rows(store, n, fine.x[te][:, ::stride, 0], fine.y[te][:, ::stride, 0],
-                                   fine.t[::stride], s))
+    bad = [s for s in steps if n_fine % s]
+    if bad:
+        raise ValueError(f"resolution steps {bad} must divide the fine grid's {n_fine} steps")
+    x, y = fine.x[te], fine.y[te]
+    rows = [exact_law_rows(store, n, x[:, ::n_fine // s, 0], y[:, ::n_fine // s, 0], fine.t[::n_fine // s], s)
+            for s in steps]
     train_steps = None
     for name in names:
         model, info = load_history(c1d_model_dir(models, name, n, k))
         train_steps = info["n_time"] - 1
         for s in steps:
-            if n_fine % s:
-                raise ValueError(f"resolution steps {s} must divide the fine grid's {n_fine} steps")
-            stride = n_fine // s
-            err = relative_errors(model, fine.x[te][:, ::stride], fine.y[te][:, ::stride], fine.t[::stride])
+            err = relative_errors(model, x[:, ::n_fine // s], y[:, ::n_fine // s], fine.t[::n_fine // s])
             rows.append({"model": name, "N": n, "k": k, "steps": s, "test_relative_l2": float(err.mean())})
     return {"train_steps": train_steps, "fine_steps": n_fine, "rows": rows}
 
