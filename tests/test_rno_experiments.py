@@ -79,3 +79,10 @@ def test_wrong_rno_training_key_is_refused_with_its_name():
     cfg = validate_config({})["rno"]
     assert (cfg["composite1d"]["width"], cfg["laminate"]["width"], cfg["composite1d"]["train"]["loss"]) == \
         (100, 200, "relative_l2")
+
+
+def test_resolution_steps_that_do_not_divide_the_fine_grid_are_refused(c1d_tiny_store, tmp_path):
+    from homlearn.evaluate.history import resolution_study
+
+    with pytest.raises(ValueError, match=r"resolution steps \[30, 300\] must divide the fine grid's 400 steps"):
+        resolution_study(c1d_tiny_store, tmp_path, 1, 1, [50, 30, 300], ["rno"])
