@@ -203,10 +203,39 @@ def test_gru_baseline_has_the_rno_size_and_joins_the_table(stores, rnos, tmp_pat
     whole = float(relative_errors(rno, data.x[j], data.y[j], data.t)[0])
     assert min(comps) * (1 - 1e-5) <= whole <= max(comps) * (1 + 1e-5), (whole, comps)
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert len(lines) == 4 and lines[-1].startswith("gru,M3,,") and "rno_parameters" in lines[0]
+    assert len(lines) == 6 and lines[-1].startswith("gru,M3,,") and "rno_parameters" in lines[0]
+    assert [r["model"] for r in m["classical"]] == ["exact_be", "exact_sdirk3"]
     text = write_summary(tmp_path / "summary.md", [tmp_path / "metrics.json"])
     assert f"laminate M3, GRU baseline ({info['n_parameters']} parameters" in text
     assert "k=2 per component: 11:" in text
+    assert "laminate M3, the laminate's own law (eq. 17-24) integrated at the RNO's 20 steps by backward Euler" in text
+
+
+def test_laminate_law_at_the_stored_step_is_the_classical_reference(stores, tmp_path):
+    """The laminate's own law integrated at the RNO's step (evaluate.history.laminate_law_rows).
+    On a store solved by backward Euler on the stored grid itself (n_steps = n_out), with
+    exponential hardening of a non-default modulus, its backward-Euler row reproduces the stored
+    stress to 1e-9 (so case, hardening and grid are read from the store). On the tiny SDIRK3
+    store (200 solver steps, 20 stored), SDIRK3 at the stored step is closer than backward Euler
+    (order 3 against 1) and neither is exact (> 0.1%)."""
+    from homlearn.config import validate_config
+    from homlearn.datasets.laminate import run_solve_stage
+    from homlearn.evaluate.history import laminate_law_rows
+    from homlearn.train.history import load_history_data
+
+    cfg = validate_config({"laminate": {"n_trajectories": 6, "batch_size": 6, "method": "be",
+                                        "hardening_modulus": 2500.0, "path": {"n_steps": 20, "n_out": 20}},
+                           "dask": {"progress": False}})
+    store = tmp_path / "laminate_MH-EH.zarr"
+    assert run_solve_stage(cfg["laminate"], cfg["dask"], "MH-EH", store, 1).samples_done == 6
+    data = load_history_data(store, "laminate")
+    be = laminate_law_rows(store, "MH-EH", data.x, data.y, data.t)[0]
+    assert be["model"] == "exact_be" and be["steps"] == 20 and be["failed"] == 0
+    assert be["test_relative_l2"] < 1e-6, be  # float32 strain in, float64 solve
+    data = load_history_data(stores / "laminate_M3.zarr", "laminate")
+    te = data.subset(1)
+    be, sd = laminate_law_rows(stores / "laminate_M3.zarr", "M3", data.x[te], data.y[te], data.t)
+    assert 1e-3 < sd["test_relative_l2"] < be["test_relative_l2"], (sd, be)
 
 
 def test_bad_study_config_is_refused_with_its_key():
