@@ -209,6 +209,10 @@ def test_gru_baseline_has_the_rno_size_and_joins_the_table(stores, rnos, tmp_pat
     assert f"laminate M3, GRU baseline ({info['n_parameters']} parameters" in text
     assert "k=2 per component: 11:" in text
     assert "laminate M3, the laminate's own law (eq. 17-24) integrated at the RNO's 20 steps by backward Euler" in text
+    assert m["path_max_value"] == 0.33  # the default amplitude is not labelled; another one is
+    (tmp_path / "mild.json").write_text(json.dumps({**m, "path_max_value": 0.1}))
+    mild = write_summary(tmp_path / "s2.md", [tmp_path / "mild.json"])
+    assert "| laminate (paths max_value 0.1) M3, error vs k" in mild and "| laminate M3, error" not in mild
 
 
 def test_laminate_law_at_the_stored_step_is_the_classical_reference(stores, tmp_path):

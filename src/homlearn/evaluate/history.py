@@ -415,7 +415,9 @@ def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Seque
     fig.tight_layout()
     fig.savefig(out / "fig3b_predictions.png", dpi=120)
     plt.close(fig)
-    metrics = {"exemplar": "laminate", "datasets": str(datasets), "error_vs_k": rows, "baselines": base,
+    content = zarr.open_group(str(Path(datasets) / f"laminate_{cases[0]}.zarr"), mode="r").attrs.get("content", {})
+    metrics = {"exemplar": "laminate", "datasets": str(datasets),
+               "path_max_value": content.get("path", {}).get("max_value"), "error_vs_k": rows, "baselines": base,
                "classical": classical}
     _write_csv(out / "metrics.csv", rows + classical + base)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -500,6 +502,9 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                                      f"see Fig. 1c row | {hw} |")
         elif m["exemplar"] == "laminate":
             rows = m["error_vs_k"]
+            amp = m.get("path_max_value")
+            default = validate_config({})["laminate"]["path"]["max_value"]  # other amplitudes are labelled
+            lam = "laminate" if amp in (None, default) else f"laminate (paths max_value {amp})"
             for case in dict.fromkeys(r["case"] for r in rows):
                 rs = [r for r in rows if r["case"] == case]
                 errs = ", ".join(f"k={r['k']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)
@@ -507,11 +512,11 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                     errs += f" (k={rs[-1]['k']} per component: " + ", ".join(
                         f"{c}: {100 * rs[-1][f'test_relative_l2_{c}']:.1f}%" for c in LAM_COMPONENTS) + ")"
                 r0 = rs[0]
-                lines.append(f"| laminate {case}, error vs k (Fig. 3a, direct) | {errs} | ~1-1.5% at k = 3 "
+                lines.append(f"| {lam} {case}, error vs k (Fig. 3a, direct) | {errs} | ~1-1.5% at k = 3 "
                              f"(640/160 paths) | {r0['n_train']}/{r0['n_test']} paths, 100 steps | "
                              f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
             for r in m.get("classical", []):
-                lines.append(f"| laminate {r['case']}, the laminate's own law (eq. 17-24) integrated at the RNO's "
+                lines.append(f"| {lam} {r['case']}, the laminate's own law (eq. 17-24) integrated at the RNO's "
                              f"{r['steps']} steps by {LAM_INTEGRATORS[r['model'].removeprefix('exact_')]} (classical "
                              f"reference) | {100 * r['test_relative_l2']:.2f}% (11: {100 * r['test_relative_l2_11']:.1f}%, "
                              f"22: {100 * r['test_relative_l2_22']:.1f}%, 12: {100 * r['test_relative_l2_12']:.1f}%)"
