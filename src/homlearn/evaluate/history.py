@@ -342,15 +342,14 @@ def laminate_law_rows(store, case: str, strain: np.ndarray, stress: np.ndarray, 
     """Rows of :func:`exact_laminate_law` for every method of :data:`LAM_INTEGRATORS`: eq. 16
     against the solver's stress, over all components and per component (a failed path counts
     as 100% and is counted in ``failed``)."""
+    def err(p, y):
+        e = relative_l2_per_sample(p, y).numpy()
+        return np.where(np.isfinite(e), e, 1.0)
+
     rows = []
     truth = torch.as_tensor(stress, dtype=torch.float64)
     for method in LAM_INTEGRATORS:
         pred = torch.as_tensor(exact_laminate_law(store, strain, time, method))
-
-        def err(p, y):
-            e = relative_l2_per_sample(p, y).numpy()
-            return np.where(np.isfinite(e), e, 1.0)
-
         rows.append({"model": f"exact_{method}", "case": case, "k": "", "steps": len(time) - 1,
                      "test_relative_l2": float(err(pred, truth).mean()),
                      "failed": int((~torch.isfinite(pred).all(dim=(1, 2))).sum()),
