@@ -28,7 +28,9 @@ def c1d_tiny_store(tmp_path_factory):
     test), solved on 400 steps, stored on 100; one material for all paths (E = 1 GPa, n = 3,
     sigma0 = 0.3 GPa, inside the paper's ranges), whose relaxation is slow enough against the
     coarsest test step that the exact eq. 12 under forward Euler (rno eq. 3) is within 2.5% at 50
-    steps (1.2% at 100): resolution independence is testable. Shared by test_history_models.py
+    steps (1.2% at 100): resolution independence is testable. F_max = 0.33 (peaks up to 100%
+    strain; the default |eps| <= 33% would keep this soft material, yield strain 0.3, nearly
+    elastic). Shared by test_history_models.py
     and test_rno_experiments.py."""
     from homlearn.config import validate_config
     from homlearn.datasets.composite1d import run_solve_stage
@@ -37,7 +39,7 @@ def c1d_tiny_store(tmp_path_factory):
     cfg = validate_config({"composite1d": {"segments": [1], "paths_per_n": 40, "batch_size": 40,
                                            "young_range": [1.0, 1.0], "exponent_range": [3.0, 3.0],
                                            "yield_stress_range": [0.3, 0.3],
-                                           "path": {"n_steps": 400, "n_out": 100}},
+                                           "path": {"n_steps": 400, "n_out": 100, "max_value": 0.33}},
                            "dask": {"progress": False}})
     rep = run_solve_stage(cfg["composite1d"], cfg["dask"], root / "c1d.zarr", 1)
     assert rep.samples_done == 40 and rep.samples_failed == 0

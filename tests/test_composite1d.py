@@ -9,7 +9,7 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.interpolate import PPoly
 
-from homlearn.loading.paths import hermite_interpolant, random_paths
+from homlearn.loading.paths import config_amplitude, hermite_interpolant, random_paths
 from homlearn.solvers.analytic.composite1d import Segments, batch_interpolant, solve, strain_interpolant
 
 TOL = 1e-6
@@ -197,7 +197,7 @@ def test_dataset_content_split_and_parameters(c1d_store):
     np.testing.assert_allclose(ds["effective_modulus"].values, ebar, rtol=1e-14)
     np.testing.assert_allclose(ds["stress"].values, ebar[:, None] * (ds["strain"].values - ds["plastic_strain"].values),
                                rtol=0, atol=1e-12)
-    paths = random_paths(8, 1, max_value=0.33, intervals="uniform", seed=cfg["seed"], n_steps=200)
+    paths = random_paths(8, 1, max_value=config_amplitude(cfg["path"]), intervals="uniform", seed=cfg["seed"], n_steps=200)
     np.testing.assert_allclose(ds["strain_fine"].values, paths.values[:, :, 0], rtol=0, atol=1e-15)
     for name in ("strain", "stress", "plastic_strain"):
         np.testing.assert_array_equal(ds[name].values, ds[f"{name}_fine"].values[:, ::4])
@@ -225,7 +225,7 @@ def test_dataset_sample_is_its_own_material_and_path(c1d_store):
         assert not np.array_equal(v[0, :1], v[4, :1])
     own = validate_config({"composite1d": {**cfg, "materials": "per_sample"}})["composite1d"]
     assert not np.array_equal(sample_segments(own, 4)[0], sample_segments(own, 5)[0])
-    paths = random_paths(1, 1, max_value=0.33, intervals="uniform", seed=cfg["seed"], n_steps=200, first_index=6)
+    paths = random_paths(1, 1, max_value=config_amplitude(cfg["path"]), intervals="uniform", seed=cfg["seed"], n_steps=200, first_index=6)
     seg = Segments.make(ds["young"].values[6], ds["exponent"].values[6], ds["yield_stress"].values[6])
     sol = solve(seg, batch_interpolant([hermite_interpolant(paths.knots_t[0], paths.knots[0][:, 0])]), paths.t)
     assert _rel(ds["stress_fine"].values[6], sol.stress[0]) < TOL

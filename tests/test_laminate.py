@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from homlearn.loading.paths import hermite_interpolant, random_paths
+from homlearn.loading.paths import config_amplitude, hermite_interpolant, random_paths
 from homlearn.solvers.analytic.laminate import CASES, NEWTON_TOL, case, solve
 from homlearn.solvers.analytic.composite1d import batch_interpolant
 
@@ -235,8 +235,9 @@ def test_dataset_content_state_variables_and_split(lam_stores):
     a, b = (xr.open_zarr(root / f"{c}.zarr") for c in ("M2", "MH-EH"))
     assert all(r.samples_done == 6 and r.samples_failed == 0 for r in reps.values())
     assert a.sizes == {"sample": 6, "time": 21, "layer": 2, "component": 3}
-    paths = random_paths(6, 3, max_value=0.33, intervals="uniform", seed=cfg["seed"], n_steps=200)
+    paths = random_paths(6, 3, max_value=config_amplitude(cfg["path"]), intervals="uniform", seed=cfg["seed"], n_steps=200)
     np.testing.assert_allclose(a["strain"].values, paths.values[:, ::10], rtol=0, atol=1e-15)
+    assert 0.05 < np.abs(a["strain"].values).max() <= 0.33  # "a maximum strain of 33%" (rno sec. 4)
     np.testing.assert_array_equal(a["strain"].values, b["strain"].values)   # the same paths for every case
     np.testing.assert_array_equal(a["split"].values, b["split"].values)
     assert np.bincount(a["split"].values).tolist() == [5, 1]               # round(0.8 * 6) train

@@ -209,10 +209,12 @@ def test_gru_baseline_has_the_rno_size_and_joins_the_table(stores, rnos, tmp_pat
     assert f"laminate M3, GRU baseline ({info['n_parameters']} parameters" in text
     assert "k=2 per component: 11:" in text
     assert "laminate M3, the laminate's own law (eq. 17-24) integrated at the RNO's 20 steps by backward Euler" in text
-    assert m["path_max_value"] == 0.33  # the default amplitude is not labelled; another one is
-    (tmp_path / "mild.json").write_text(json.dumps({**m, "path_max_value": 0.1}))
-    mild = write_summary(tmp_path / "s2.md", [tmp_path / "mild.json"])
-    assert "| laminate (paths max_value 0.1) M3, error vs k" in mild and "| laminate M3, error" not in mild
+    # the default amplitude (|eps| <= 33%: F_max = 0.33 / sqrt(10 intervals x 1 s)) is not labelled;
+    # another one (F_max = 0.33, the reading before session 11) is
+    assert m["path_max_strain"] == pytest.approx(0.33) and m["path_max_value"] == pytest.approx(0.33 / 10 ** 0.5)
+    (tmp_path / "rough.json").write_text(json.dumps({**m, "path_max_value": 0.33, "path_max_strain": 0.33 * 10 ** 0.5}))
+    rough = write_summary(tmp_path / "s2.md", [tmp_path / "rough.json"])
+    assert "| laminate (paths max strain 1.04) M3, error vs k" in rough and "| laminate M3, error" not in rough
 
 
 def test_laminate_law_at_the_stored_step_is_the_classical_reference(stores, tmp_path):

@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
+from homlearn.loading.paths import config_amplitude, knot_amplitude
 from homlearn.loading import (Paths, cavity_expansion, component_pairs, cyclic, diverging_paths,
                               full_from_components, hermite_interpolant, identity_components,
                               isochoric_lateral, load_unload, ramp_hold, random_paths, shear,
@@ -140,6 +141,33 @@ def test_endpoint_spread_is_max_value_sqrt_t_final():
     x2 = (p.knots[:, -1, 0] - p.knots[:, 0, 0]) ** 2
     target = MAX ** 2 * 4.0
     assert abs(x2.mean() - target) <= 5 * x2.std() / np.sqrt(x2.size)
+
+
+@pytest.mark.parametrize("intervals", ["fixed", "uniform"])
+def test_max_strain_bounds_every_path_and_is_reached(intervals):
+    """F_max = max_strain / sqrt(M T) ('rno' sec. 4, "a maximum strain of 33%"): no path leaves
+    |X(t)| <= 0.33 on the fine grid (Cauchy-Schwarz over the intervals, PCHIP never overshoots);
+    on equal intervals a path whose 10 signs agree reaches it (4000 components, ~4 expected)."""
+    fmax = knot_amplitude(0.33, 2.0, 10)
+    assert fmax == pytest.approx(0.33 / np.sqrt(20))
+    p = random_paths(1000, 4, t_final=2.0, n_intervals=10, max_value=fmax, intervals=intervals,
+                     n_steps=400, seed=5)
+    peak = np.abs(p.values).max()
+    assert peak <= 0.33 * (1 + 1e-12)
+    if intervals == "fixed":
+        assert peak == pytest.approx(0.33, rel=1e-12)
+    else:  # random lengths: sum sqrt(dt_m) < sqrt(M T), the bound is approached, not reached
+        assert 0.2 < peak < 0.33
+    # the final strain's spread: std max_strain / sqrt(M)
+    assert np.std(p.values[:, -1]) == pytest.approx(0.33 / np.sqrt(10), rel=0.1)
+
+
+def test_config_amplitude_prefers_an_explicit_max_value():
+    block = {"max_strain": 0.33, "max_value": None, "t_final": 1.0, "n_intervals": 10}
+    assert config_amplitude(block) == pytest.approx(0.33 / np.sqrt(10))
+    assert config_amplitude({**block, "max_value": 0.33}) == 0.33
+    with pytest.raises(ValueError, match="max_strain"):
+        knot_amplitude(-0.1, 1.0, 10)
 
 
 # --------------------------------------------------------------------------- downsample

@@ -65,10 +65,13 @@ def test_composite1d_experiment_writes_metrics_and_figures(c1d_tiny_store, c1d_m
     floor = [rows[("exact_eq3", s)] for s in (50, 100, 200, 400)]
     assert floor[0] < 0.03 and all(1.6 < a / b < 2.4 for a, b in zip(floor, floor[1:])), floor
     text = write_summary(tmp_path / "summary.md", [tmp_path / "metrics.json"])
-    assert "composite1d N = 1" in text and "Fig. 10a" in text and "exact eq. 14-15 under" in text
-    assert m["path_max_value"] == 0.33  # the default amplitude is not labelled; another one is
-    (tmp_path / "mild.json").write_text(json.dumps({**m, "path_max_value": 0.1}))
-    assert "composite1d (paths max_value 0.1) N = 1" in write_summary(tmp_path / "s2.md", [tmp_path / "mild.json"])
+    # the tiny store's F_max = 0.33 paths (|eps| up to 1.04) are labelled; the default amplitude
+    # (|eps| <= 33%: F_max = 0.33 / sqrt(10 intervals x 1 s)) is not
+    assert m["path_max_value"] == 0.33 and m["path_max_strain"] == pytest.approx(0.33 * 10 ** 0.5)
+    assert "composite1d (paths max strain 1.04) N = 1" in text and "Fig. 10a" in text and "exact eq. 14-15 under" in text
+    default = {**m, "path_max_value": 0.33 / 10 ** 0.5, "path_max_strain": 0.33}
+    (tmp_path / "default.json").write_text(json.dumps(default))
+    assert "| composite1d N = 1, error vs k" in write_summary(tmp_path / "s2.md", [tmp_path / "default.json"])
 
 
 def test_wrong_rno_training_key_is_refused_with_its_name():

@@ -28,9 +28,9 @@ from homlearn.data.store import BatchWriter, Layout, Variable, create_store
 
 SPLIT_NAMES = {0: "train", 1: "test"}
 DEVIATIONS = (
-    "strain-path parameters are ours (the paper's section 3 gives none): max_value (F_max) 0.33 as "
-    "in its section 4, T = 1 s, 10 intervals of uniform random length; paths are PCHIP "
-    "interpolants (the papers say cubic Hermite)",
+    "strain-path parameters are ours (the paper's section 3 gives none): |eps| <= 0.33 as its "
+    "section 4's 'maximum strain of 33%' (F_max = 0.33 / sqrt(M T)), T = 1 s, M = 10 intervals of "
+    "uniform random length; paths are PCHIP interpolants (the papers say cubic Hermite)",
     "segment parameters: one composite per N shared by its paths (materials: per_n, our reading "
     "of 'for each N, we sample E, n, sigma0'); per_sample draws one per path",
 )
@@ -97,10 +97,10 @@ def sample_segments(cfg, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def sample_paths(cfg, first: int, count: int):
-    from homlearn.loading.paths import random_paths
+    from homlearn.loading.paths import config_amplitude, random_paths
 
     p = cfg["path"]
-    return random_paths(count, 1, t_final=p["t_final"], n_intervals=p["n_intervals"], max_value=p["max_value"],
+    return random_paths(count, 1, t_final=p["t_final"], n_intervals=p["n_intervals"], max_value=config_amplitude(p),
                         intervals=p["intervals"], n_steps=p["n_steps"], seed=cfg["seed"], first_index=first)
 
 

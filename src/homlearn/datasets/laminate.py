@@ -31,7 +31,8 @@ DEVIATIONS = (
     "h = 1 of eq. 20 read as 1 GPa (the unit of lambda and mu); with 1 MPa the hardening would be "
     "invisible (H < 0.001 for q < 0.33)",
     "path duration T = 1 s, 10 intervals of uniform random length (our choices; the paper gives "
-    "T = 200 in section 2 without units, which with F_max sqrt(dt) steps would reach strains of ~5); "
+    "T = 200 in section 2 without units); 'maximum strain of 33%' read as the bound |eps_ij(t)| "
+    "<= 0.33, F_max = 0.33 / sqrt(M T) (before session 11: F_max = 0.33, final-strain std 33%); "
     "paths are PCHIP interpolants (the papers say cubic Hermite)",
     "time integration is SDIRK3 on n_steps steps (the paper does not state its integrator)",
 )
@@ -73,10 +74,10 @@ def material(cfg, case_name: str):
 
 
 def sample_paths(cfg, first: int, count: int):
-    from homlearn.loading.paths import random_paths
+    from homlearn.loading.paths import config_amplitude, random_paths
 
     p = cfg["path"]
-    return random_paths(count, 3, t_final=p["t_final"], n_intervals=p["n_intervals"], max_value=p["max_value"],
+    return random_paths(count, 3, t_final=p["t_final"], n_intervals=p["n_intervals"], max_value=config_amplitude(p),
                         intervals=p["intervals"], n_steps=p["n_steps"], seed=cfg["seed"], first_index=first)
 
 

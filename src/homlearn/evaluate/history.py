@@ -32,6 +32,7 @@ import torch  # noqa: E402
 import zarr  # noqa: E402
 
 from homlearn.config import validate_config  # noqa: E402
+from homlearn.loading.paths import config_amplitude  # noqa: E402
 from homlearn.train.history import load_history, load_history_data, relative_errors  # noqa: E402
 from homlearn.train.losses import relative_l2_per_sample  # noqa: E402
 
@@ -118,7 +119,7 @@ def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Se
                          "train_relative_l2": info["metrics"]["train"]["relative_l2"], **_training_facts(info)})
     content = zarr.open_group(str(store), mode="r").attrs.get("content", {})
     metrics = {"exemplar": "composite1d", "store": str(store),
-               "path_max_value": content.get("path", {}).get("max_value"), "error_vs_k": rows,
+               **path_amplitude(content), "error_vs_k": rows,
                "baselines": baseline_rows(models, baselines, "N", segments, lambda name, n: f"{name}_N{n}")}
 
     # Fig. 1c
@@ -213,8 +214,8 @@ def evaluate_composite1d(store, models, out_dir, segments: Sequence[int], ks: Se
                 ax.plot([row["steps"] for row in r], [row["test_relative_l2"] for row in r], style, label=label)
         ax.axvline(metrics["resolution"]["train_steps"], color="0.7", ls=":", label="training resolution")
         ax.set(xscale="log", yscale="log", xlabel="time steps of the test data", ylabel="test error (eq. 16)",
-               title=f"composite1d N = {resolution['segments']}, k = {resolution['k']}, paths max_value "
-                     f"{metrics['path_max_value']} (rno Fig. 10a)")
+               title=f"composite1d N = {resolution['segments']}, k = {resolution['k']}, paths |eps| <= "
+                     f"{metrics['path_max_strain']:.2f} (rno Fig. 10a)")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -416,7 +417,7 @@ def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Seque
     plt.close(fig)
     content = zarr.open_group(str(Path(datasets) / f"laminate_{cases[0]}.zarr"), mode="r").attrs.get("content", {})
     metrics = {"exemplar": "laminate", "datasets": str(datasets),
-               "path_max_value": content.get("path", {}).get("max_value"), "error_vs_k": rows, "baselines": base,
+               **path_amplitude(content), "error_vs_k": rows, "baselines": base,
                "classical": classical}
     _write_csv(out / "metrics.csv", rows + classical + base)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -446,6 +447,24 @@ def _baseline_summary(m: Mapping, hw: str) -> list[str]:
     return lines
 
 
+def path_amplitude(content: dict) -> dict:
+    """The strain-path amplitude of a store's config ``content``: F_max (``path_max_value``) and
+    the bound it puts on |eps| (``path_max_strain`` = F_max sqrt(M T), see
+    :func:`homlearn.loading.paths.knot_amplitude`); empty for a store without a path block."""
+    p = content.get("path", {})
+    if not p:
+        return {}
+    fmax = config_amplitude(p)
+    return {"path_max_value": fmax, "path_max_strain": fmax * float(np.sqrt(p["n_intervals"] * p["t_final"]))}
+
+
+def _amplitude_label(metrics: dict, section: str) -> str:
+    """'' for the default path amplitude of ``section``, else ' (paths max strain X)'."""
+    bound = metrics.get("path_max_strain")
+    default = validate_config({})[section]["path"]["max_strain"]
+    return "" if bound is None or abs(bound - default) < 1e-9 * default else f" (paths max strain {bound:.2f})"
+
+
 def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
     """``history_surrogates.md``: experiment, our metric, paper value, data size, epochs, hardware."""
     lines = ["# History surrogates (paper 'rno'): our numbers against the paper's", "",
@@ -462,9 +481,7 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
         m = json.loads(mf.read_text())
         if m["exemplar"] == "composite1d":
             rows = m["error_vs_k"]
-            amp = m.get("path_max_value")
-            default = validate_config({})["composite1d"]["path"]["max_value"]  # other amplitudes are labelled
-            c1d = "composite1d" if amp in (None, default) else f"composite1d (paths max_value {amp})"
+            c1d = "composite1d" + _amplitude_label(m, "composite1d")
             for n in sorted({r["N"] for r in rows}):
                 rs = [r for r in rows if r["N"] == n]
                 errs = ", ".join(f"k={r['k']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)
@@ -501,9 +518,7 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                                      f"see Fig. 1c row | {hw} |")
         elif m["exemplar"] == "laminate":
             rows = m["error_vs_k"]
-            amp = m.get("path_max_value")
-            default = validate_config({})["laminate"]["path"]["max_value"]  # other amplitudes are labelled
-            lam = "laminate" if amp in (None, default) else f"laminate (paths max_value {amp})"
+            lam = "laminate" + _amplitude_label(m, "laminate")
             for case in dict.fromkeys(r["case"] for r in rows):
                 rs = [r for r in rows if r["case"] == case]
                 errs = ", ".join(f"k={r['k']}: {100 * r['test_relative_l2']:.2f}%" for r in rs)

@@ -19,6 +19,7 @@ dimension d the order used everywhere in homlearn (see ``solvers/fft/projection.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 from numbers import Integral, Real
 
 import numpy as np
@@ -156,6 +157,26 @@ def rademacher_knots(knots_t: np.ndarray, max_value: float, start: np.ndarray,
     nu = 2 * rng.integers(0, 2, size=(dt.size, start.size), dtype=np.int8) - 1
     steps = nu * (max_value * np.sqrt(dt))[:, None]
     return np.concatenate([start[None], start + np.cumsum(steps, axis=0)])
+
+
+def knot_amplitude(max_strain: float, t_final: float, n_intervals: int) -> float:
+    """F_max whose paths never leave |X(t) - X_0| <= max_strain ('rno' sec. 4: "a maximum
+    strain of 33%").
+
+    |X_M - X_0| <= F_max sum_m sqrt(dt_m) <= F_max sqrt(M T) (Cauchy-Schwarz, equality for equal
+    intervals), and the PCHIP interpolant never overshoots its knots, so F_max = max_strain /
+    sqrt(M T) bounds every path and a path whose M signs all agree on equal intervals reaches it.
+    The final strain then has standard deviation max_strain / sqrt(M).
+    """
+    return _positive("max_strain", max_strain) / np.sqrt(_int("n_intervals", n_intervals) * t_final)
+
+
+def config_amplitude(path: Mapping[str, Any]) -> float:
+    """F_max of a config ``path`` block: its ``max_value`` when set, else
+    :func:`knot_amplitude` of its ``max_strain``, ``t_final`` and ``n_intervals``."""
+    if path.get("max_value") is not None:
+        return float(path["max_value"])
+    return float(knot_amplitude(path["max_strain"], path["t_final"], path["n_intervals"]))
 
 
 def hermite_interpolant(knots_t: np.ndarray, knots: np.ndarray) -> PchipInterpolator:
