@@ -19,8 +19,8 @@ dimension d the order used everywhere in homlearn (see ``solvers/fft/projection.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
 from numbers import Integral, Real
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
