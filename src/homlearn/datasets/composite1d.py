@@ -105,31 +105,44 @@ def sample_paths(cfg, first: int, count: int):
 
 
 def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[dict]:
-    """Draw and solve one batch of composites together (one Radau system), write its chunk."""
-    from homlearn.loading.paths import hermite_interpolant
-    from homlearn.solvers.analytic.composite1d import Segments, batch_interpolant, solve
-
+    """Draw and solve one batch of composites, write its chunk. The samples of each N's block in
+    the batch are one Radau system of their own, so the histories of one N do not depend on which
+    other N the store holds (a batch may straddle two blocks)."""
     cfg = params["cfg"]
     group = zarr.open_group(store_path, mode="r+")
     writer = BatchWriter(group, batch)
     idx = np.arange(writer.samples.start, writer.samples.stop)
+    blocks = idx // cfg["paths_per_n"]
+    failures = []
+    for block in np.unique(blocks):
+        rows = np.flatnonzero(blocks == block)
+        failures += _solve_rows(cfg, writer, idx, rows)
+    writer.flush()
+    return failures
+
+
+def _solve_rows(cfg, writer: BatchWriter, idx: np.ndarray, rows: np.ndarray) -> list[dict]:
+    """Solve the batch rows ``rows`` (consecutive samples idx[rows]) as one system; add them to ``writer``."""
+    from homlearn.loading.paths import hermite_interpolant
+    from homlearn.solvers.analytic.composite1d import Segments, batch_interpolant, solve
+
     S = max(cfg["segments"])
-    E, n, s0 = (np.full((len(idx), S), np.nan) for _ in range(3))
-    for k, i in enumerate(idx):
-        e_, n_, s_ = sample_segments(cfg, int(i))
+    E, n, s0 = (np.full((len(rows), S), np.nan) for _ in range(3))
+    for k, r in enumerate(rows):
+        e_, n_, s_ = sample_segments(cfg, int(idx[r]))
         E[k, :len(e_)], n[k, :len(e_)], s0[k, :len(e_)] = e_, n_, s_
     used = int(np.max(np.sum(np.isfinite(E), axis=1)))
     seg = Segments.make(E[:, :used], n[:, :used], s0[:, :used], cfg["rate"])
-    paths = sample_paths(cfg, int(idx[0]), len(idx))
+    paths = sample_paths(cfg, int(idx[rows[0]]), len(rows))
     strain = batch_interpolant([hermite_interpolant(paths.knots_t[k], paths.knots[k][:, 0])
-                                for k in range(len(idx))])
+                                for k in range(len(rows))])
     sol = solve(seg, strain, paths.t, rtol=cfg["rtol"], atol=cfg["atol"])
     stride = cfg["path"]["n_steps"] // cfg["path"]["n_out"]
     failures = []
-    for k, i in enumerate(idx):
+    for k, r in enumerate(rows):
         if not sol.success[k]:
-            writer.fail(k, -2)
-            failures.append({"sample": int(i), "code": -2, "reason": sol.messages[k]})
+            writer.fail(int(r), -2)
+            failures.append({"sample": int(idx[r]), "code": -2, "reason": sol.messages[k]})
             continue
         values = {"strain": sol.strain[k, ::stride], "stress": sol.stress[k, ::stride],
                   "plastic_strain": sol.plastic_strain[k, ::stride], "n_segments": int(np.isfinite(E[k]).sum()),
@@ -138,8 +151,7 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
         if cfg["store_fine"]:
             values |= {"strain_fine": sol.strain[k], "stress_fine": sol.stress[k],
                        "plastic_strain_fine": sol.plastic_strain[k]}
-        writer.add(k, values, {})
-    writer.flush()
+        writer.add(int(r), values, {})
     return failures
 
 
