@@ -222,13 +222,14 @@ def test_rno_trained_at_one_step_runs_at_others(composite1d_rno):
 # ----------------------------------------------------------------------------- RNO structure
 
 
-@pytest.mark.parametrize("rate_input", [False, True])
-def test_rno_step_reproduces_forward(rate_input):
+@pytest.mark.parametrize("rate_input, rate_step", [(False, None), (True, None), (True, 0.3)])
+def test_rno_step_reproduces_forward(rate_input, rate_step):
     """The material-point update (eq. 3, one step at a time) equals the history forward on a
-    non-uniform grid; the viscoelastic variant (eq. 7) feeds dF/dt to the stress map f only."""
+    non-uniform grid; the viscoelastic variant (eq. 7) feeds dF/dt (or the increment over a fixed
+    ``rate_step``) to the stress map f only."""
     torch.manual_seed(1)
     c, k = 3, 2
-    m = RNO(c, 3, k=k, width=16, depth=2, rate_input=rate_input).double()
+    m = RNO(c, 3, k=k, width=16, depth=2, rate_input=rate_input, rate_step=rate_step).double()
     assert m.f.in_features == (2 * c if rate_input else c) + k and m.g.in_features == c + k
     x, _ = _paths(4, c, 30, seed=5)
     t = torch.cumsum(torch.rand(31, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 0.1, 0)
@@ -242,6 +243,27 @@ def test_rno_step_reproduces_forward(rate_input):
             y_n, xi_n = m.step(x[:, n], x[:, n - 1], xi_n, t[n] - t[n - 1])
         torch.testing.assert_close(y_n, y[:, n], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(xi_n, xi[:, n], rtol=1e-12, atol=1e-12)
+
+
+def test_rno_ve_increment_feature_is_the_rate_only_on_its_own_grid():
+    """``rate_step`` = the grid's step: the same function as the rate form (eq. 7); on a grid twice
+    as fine the increment feature halves while the rate does not, so the two forms differ; a
+    rate_step without the rate input, or not positive, is refused."""
+    torch.manual_seed(3)
+    rate = RNO(1, 1, k=1, width=16, depth=2, rate_input=True).double()
+    inc = RNO(1, 1, k=1, width=16, depth=2, rate_input=True, rate_step=0.05).double()
+    inc.load_state_dict(rate.state_dict())
+    t = torch.linspace(0, 1, 21, dtype=torch.float64)
+    tf = torch.linspace(0, 1, 41, dtype=torch.float64)
+    x, xf = torch.sin(3 * t)[None, :, None], torch.sin(3 * tf)[None, :, None]
+    with torch.no_grad():
+        torch.testing.assert_close(inc(x, t), rate(x, t), rtol=1e-12, atol=1e-12)
+        assert float((inc(xf, tf) - rate(xf, tf)).abs().max()) > 1e-3
+        feats = inc._features(xf, torch.full((1, 41), 0.025, dtype=torch.float64))
+        torch.testing.assert_close(feats[0, 1:, 1], torch.diff(xf[0, :, 0]) / 0.05)
+    for bad in ({"rate_step": 0.0, "rate_input": True}, {"rate_step": 0.1, "rate_input": False}):
+        with pytest.raises(ValueError, match="rate_step"):
+            RNO(1, 1, k=1, **bad)
 
 
 def test_rno_without_internal_variables_is_a_pointwise_map():

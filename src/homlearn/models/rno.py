@@ -15,7 +15,10 @@ elastic map ``sigma = f(F)``.
 
 The viscoelastic RNO (eq. 7) also feeds the rate dF/dt to the stress map f (not to g):
 ``sigma = f(F, dF/dt, xi)``, ``d xi/dt = g(F, xi)``. The rate is the backward difference
-``(F^n - F^{n-1}) / dt_n``; at n = 0 the first forward difference (our choice).
+``(F^n - F^{n-1}) / dt_n``; at n = 0 the first forward difference (our choice). With
+``rate_step`` set, the increment is divided by that fixed step instead of the actual one (an
+ablation: the feature is then the rate only on the grid it was trained on; see
+``benchmarks/ve_rate_vs_increment.py`` for the resolution study, rno Fig. 10a).
 
 :class:`PressureDeviatoricRNO` is section 5.1's split: one RNO for the pressure and an
 independent one for the deviatoric stress, combined as ``sigma = -p I + s`` (eq. 28).
@@ -57,12 +60,16 @@ class RNO(nn.Module):
     """
 
     def __init__(self, c_in: int, c_out: int, k: int = 1, width: int = 100, depth: int = 4,
-                 rate_input: bool = False, time_scale: float = 1.0):
+                 rate_input: bool = False, time_scale: float = 1.0, rate_step: float | None = None):
         super().__init__()
         if c_in < 1 or c_out < 1 or k < 0:
             raise ValueError(f"need c_in >= 1, c_out >= 1, k >= 0; got {c_in}, {c_out}, {k}")
         if not time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        if rate_step is not None and not (rate_input and rate_step > 0):
+            raise ValueError(f"rate_step must be > 0 and needs rate_input=True, got {rate_step}")
+        #: fixed step (in units of time_scale) dividing the increment in place of dt_n, or None
+        self.rate_step = None if rate_step is None else float(rate_step)
         self.c_in, self.c_out, self.k, self.rate_input = int(c_in), int(c_out), int(k), bool(rate_input)
         hidden = (int(width),) * int(depth)
         self.f = MLP(c_in * (2 if rate_input else 1) + k, c_out, hidden)
@@ -105,7 +112,8 @@ class RNO(nn.Module):
             return xn
         rate = torch.zeros_like(xn)
         if x.shape[1] > 1:
-            rate[:, 1:] = (xn[:, 1:] - xn[:, :-1]) / dt[:, 1:, None]
+            step = dt[:, 1:, None] if self.rate_step is None else self.rate_step
+            rate[:, 1:] = (xn[:, 1:] - xn[:, :-1]) / step
             rate[:, 0] = rate[:, 1]
         return torch.cat([xn, rate], dim=-1)
 
@@ -139,7 +147,7 @@ class RNO(nn.Module):
         xn = (x_new - self.x_shift) / self.x_scale
         feats = [xn]
         if self.rate_input:
-            feats.append((xn - (x_old - self.x_shift) / self.x_scale) / dt)
+            feats.append((xn - (x_old - self.x_shift) / self.x_scale) / (dt if self.rate_step is None else self.rate_step))
         xi = xi_old
         if self.k:
             xi = xi_old + dt * self.g(torch.cat([xn, xi_old], dim=-1))
@@ -147,7 +155,8 @@ class RNO(nn.Module):
         return y, xi
 
     def extra_repr(self) -> str:
-        return f"c_in={self.c_in}, c_out={self.c_out}, k={self.k}, rate_input={self.rate_input}"
+        extra = "" if self.rate_step is None else f", rate_step={self.rate_step:g}"
+        return f"c_in={self.c_in}, c_out={self.c_out}, k={self.k}, rate_input={self.rate_input}{extra}"
 
 
 # ----------------------------------------------------------------------------- tensors

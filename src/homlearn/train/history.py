@@ -101,15 +101,16 @@ def load_history_data(store, exemplar: str, group: int | None = None, fine: bool
 
 
 def build_model(model: str, c_in: int, c_out: int, k: int, hyper: Mapping[str, Any]) -> torch.nn.Module:
-    """``rno`` / ``rno_ve`` (width, depth; ``rno_ve`` feeds the strain rate to f, eq. 7) or
-    ``gru`` / ``lstm`` (hidden, n_layers; k unused)."""
+    """``rno`` / ``rno_ve`` (width, depth; ``rno_ve`` feeds the strain rate to f, eq. 7, or with
+    ``rate_step`` the increment over that fixed step) or ``gru`` / ``lstm`` (hidden, n_layers; k unused)."""
     from homlearn.models.history import build_history_model
 
     if model not in MODELS:
         raise ValueError(f"unknown history model {model!r}; allowed: {', '.join(MODELS)}")
     if model in ("rno", "rno_ve"):
         return build_history_model("rno", c_in=c_in, c_out=c_out, k=k, width=hyper.get("width", 100),
-                                   depth=hyper.get("depth", 4), rate_input=model == "rno_ve")
+                                   depth=hyper.get("depth", 4), rate_input=model == "rno_ve",
+                                   rate_step=hyper.get("rate_step") if model == "rno_ve" else None)
     return build_history_model(model, c_in=c_in, c_out=c_out, hidden=hyper.get("hidden", 100),
                                n_layers=hyper.get("n_layers", 2))
 
