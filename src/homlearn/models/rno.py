@@ -106,14 +106,17 @@ class RNO(nn.Module):
                 self.time_scale.fill_(span)
         return self
 
+    def _rate_divisor(self, dt: torch.Tensor) -> torch.Tensor | float:
+        """What divides the input increment in the VE feature: dt_n (eq. 7), or ``rate_step``."""
+        return dt if self.rate_step is None else self.rate_step
+
     def _features(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         xn = (x - self.x_shift) / self.x_scale
         if not self.rate_input:
             return xn
         rate = torch.zeros_like(xn)
         if x.shape[1] > 1:
-            step = dt[:, 1:, None] if self.rate_step is None else self.rate_step
-            rate[:, 1:] = (xn[:, 1:] - xn[:, :-1]) / step
+            rate[:, 1:] = (xn[:, 1:] - xn[:, :-1]) / self._rate_divisor(dt[:, 1:, None])
             rate[:, 0] = rate[:, 1]
         return torch.cat([xn, rate], dim=-1)
 
@@ -147,7 +150,7 @@ class RNO(nn.Module):
         xn = (x_new - self.x_shift) / self.x_scale
         feats = [xn]
         if self.rate_input:
-            feats.append((xn - (x_old - self.x_shift) / self.x_scale) / (dt if self.rate_step is None else self.rate_step))
+            feats.append((xn - (x_old - self.x_shift) / self.x_scale) / self._rate_divisor(dt))
         xi = xi_old
         if self.k:
             xi = xi_old + dt * self.g(torch.cat([xn, xi_old], dim=-1))
