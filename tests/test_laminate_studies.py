@@ -100,6 +100,31 @@ def test_transfer_starts_from_the_source_weights_exactly(stores, rnos, tmp_path)
         transfer_weights(build_model("rno", 3, 3, 1, HYPER), src_dir)
 
 
+def test_training_on_mirrored_paths(stores, tmp_path):
+    """The mirrored copies join the training set (twice the paths, recorded in model.json, a run
+    id of its own so a plain checkpoint is never resumed), the metrics stay on the stored paths,
+    and 'diagonal' is refused for M3 before anything is trained."""
+    from homlearn.train.history import train_history
+
+    store, one = stores / "laminate_M3.zarr", {**TINY, "max_epochs": 1}
+    plain = train_history(store, "laminate", tmp_path / "plain", k=1, hyper=HYPER, train_cfg=one, progress=False)
+    mirrored = train_history(store, "laminate", tmp_path / "mirror", k=1, hyper=HYPER, train_cfg=one,
+                             symmetries=["mirror"], progress=False)
+    n_train = plain["metrics"]["train"]["n"]
+    assert plain["symmetries"] == [] and plain["n_train_paths"] == n_train == 16
+    assert mirrored["symmetries"] == ["mirror"] and mirrored["n_train_paths"] == 2 * n_train
+    assert mirrored["metrics"]["train"]["n"] == n_train and mirrored["run_id"] != plain["run_id"]
+    saved = json.loads((tmp_path / "mirror" / "model.json").read_text())
+    assert saved["symmetries"] == ["mirror"]
+    with pytest.raises(ValueError, match="'diagonal'.*'M3'"):
+        train_history(store, "laminate", tmp_path / "diag", k=1, hyper=HYPER, train_cfg=one,
+                      symmetries=["diagonal"], progress=False)
+    assert not (tmp_path / "diag").exists()
+    info = train_history(stores / "laminate_MH.zarr", "laminate", tmp_path / "mh", k=1, hyper=HYPER, train_cfg=one,
+                         symmetries=["mirror", "diagonal"], progress=False)
+    assert info["n_train_paths"] == 4 * n_train
+
+
 def test_model_variables_and_their_linear_dimension(stores):
     """The store's model variables (rno section 4): 6 plastic strains without hardening, and the
     two accumulated plastic strains q with it (8). Equal layers (MH, MH-EH) have equal states, so

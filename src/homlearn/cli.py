@@ -257,7 +257,8 @@ def cmd_history_train(args):
     if args.model in ("gru", "lstm"):  # baseline of about the RNO's size (k = baseline.match_k)
         hyper |= {"match_k": cfg["baseline"]["match_k"], "n_layers": cfg["baseline"]["n_layers"]}
     info = train_history(args.dataset, args.exemplar, args.out, model=args.model, k=args.k, group=args.group,
-                         hyper=hyper, train_cfg=cfg["train"], init=args.init)
+                         hyper=hyper, train_cfg=cfg["train"], init=args.init,
+                         symmetries=cfg.get("symmetries", []))
     print(json.dumps(info["metrics"], indent=2))
     return 0
 

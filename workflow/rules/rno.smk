@@ -15,6 +15,8 @@ def _rno_train_json(exemplar, baseline=False):
     c = config["rno"][exemplar]
     part = {"width": c["width"], "depth": c["depth"],
             "train": {k: v for k, v in c["train"].items() if k not in ("gpu", "tensorboard")}}
+    if c.get("symmetries"):  # only when asked, so models trained without keep their triggers
+        part["symmetries"] = c["symmetries"]
     if baseline:
         part["baseline"] = {k: v for k, v in c["baseline"].items() if k != "models"}
     return shlex.quote(json.dumps({"rno": {exemplar: part}}, sort_keys=True))
