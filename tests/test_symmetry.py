@@ -72,3 +72,11 @@ def test_bad_symmetries_are_refused_by_name():
 
     with pytest.raises(ConfigError, match="symmetries"):
         validate_config({"rno": {"laminate": {"symmetries": ["rotate"]}}})
+
+
+def test_summary_names_the_augmentation():
+    from homlearn.evaluate.history import paths_label
+
+    assert paths_label({"n_train": 640, "n_test": 160, "symmetries": ""}, 100) == "640/160 paths, 100 steps"
+    assert paths_label({"n_train": 640, "n_test": 160, "symmetries": "mirror"}, 100) == (
+        "640/160 paths (+ their mirror images, ours), 100 steps")

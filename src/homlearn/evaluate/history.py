@@ -60,7 +60,15 @@ def _training_facts(info: Mapping) -> dict:
     tr = info["training"]
     return {"adam_epochs": tr.get("adam_epochs", tr["epochs"]), "lbfgs_epochs": tr.get("lbfgs_epochs", 0),
             "train_seconds": round(float(tr["seconds_total"]), 1), "n_train": info["metrics"]["train"]["n"],
-            "n_test": info["metrics"]["test"]["n"]}
+            "n_test": info["metrics"]["test"]["n"], "symmetries": "+".join(info.get("symmetries", []))}
+
+
+def paths_label(row: Mapping, steps: int) -> str:
+    """The summary's data-size cell: train/test paths, and the symmetry images the training paths
+    were joined by (homlearn.train.symmetry; our deviation) when there were any."""
+    sym = row.get("symmetries", "")
+    return (f"{row['n_train']}/{row['n_test']} paths" + (f" (+ their {sym} images, ours)" if sym else "")
+            + f", {steps} steps")
 
 
 # ----------------------------------------------------------------------------- composite1d
@@ -527,7 +535,7 @@ def write_summary(path, metrics_files: Sequence[Path | str]) -> str:
                         f"{c}: {100 * rs[-1][f'test_relative_l2_{c}']:.1f}%" for c in LAM_COMPONENTS) + ")"
                 r0 = rs[0]
                 lines.append(f"| {lam} {case}, error vs k (Fig. 3a, direct) | {errs} | ~1-1.5% at k = 3 "
-                             f"(640/160 paths) | {r0['n_train']}/{r0['n_test']} paths, 100 steps | "
+                             f"(640/160 paths) | {paths_label(r0, 100)} | "
                              f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
             for r in m.get("classical", []):
                 lines.append(f"| {lam} {r['case']}, the laminate's own law (eq. 17-24) integrated at the RNO's "

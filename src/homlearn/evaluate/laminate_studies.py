@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from homlearn.evaluate.history import _placeholder, _training_facts, _write_csv, lam_model_dir  # noqa: E402
+from homlearn.evaluate.history import (  # noqa: E402
+    _placeholder, _training_facts, _write_csv, lam_model_dir, paths_label)
 from homlearn.train.history import load_history, load_history_data, relative_errors  # noqa: E402
 
 FIGURES = {
@@ -260,7 +261,7 @@ def summary_lines(m: dict, hw: str) -> list[str]:
                 parts.append(f"{'<- ' + src if training == 'transfer' else 'direct'}: {errs}")
             r0, fig = rows[0], "Fig. 3c-f" if kind == "laminate_transfer" else "Fig. 6a-b"
             lines.append(f"| laminate {case} <- {src} vs direct ({fig}) "
-                         f"| {'; '.join(parts)} | {paper} | {r0['n_train']}/{r0['n_test']} paths, 100 steps | "
+                         f"| {'; '.join(parts)} | {paper} | {paths_label(r0, 100)} | "
                          f"{r0['adam_epochs']} + {r0['lbfgs_epochs']} | {hw} |")
     elif kind == "laminate_autoencoder":
         for case in dict.fromkeys(r["case"] for r in m["rows"]):
