@@ -1,5 +1,5 @@
 """Faults a long solve stage meets on a cluster, on the real composite1d stage (exact reduction,
-Radau; 20 paths in 10 batches of 2, one Dask task each):
+Radau; 40 paths in 20 batches of 2, one Dask task each):
 
 * the driver and its workers SIGKILLed at seeded random points, then a rerun: the dataset's content
   hash equals an uninterrupted run's, and no finished batch is solved (written) again;
@@ -33,7 +33,7 @@ from homlearn.data.store import RegionError, write_block
 from homlearn.datasets import composite1d
 
 ROOT = Path(__file__).resolve().parents[1]
-N_PATHS, BATCH = 20, 2
+N_PATHS, BATCH = 40, 2
 N_BATCHES = N_PATHS // BATCH
 CFG = {"composite1d": {"segments": [2], "paths_per_n": N_PATHS, "batch_size": BATCH, "seed": 7,
                        "path": {"n_steps": 100, "n_out": 20}},
@@ -88,10 +88,11 @@ def test_sigkill_driver_and_workers_at_random_points_then_rerun(reference, tmp_p
     for kill in range(2):
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = len(_done_batches(store)) + int(rng.integers(1, 3))  # 1 or 2 more batches, then kill
+        assert target <= N_BATCHES - 3, f"kill {kill}: too few batches left to kill inside the stage"
         deadline = time.time() + 180
         while time.time() < deadline and proc.poll() is None and len(_done_batches(store)) < target:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.6))  # a random point inside the running tasks
+        time.sleep(rng.uniform(0.0, 0.25))  # a random point inside the running tasks (one finishes every ~0.1-0.3 s)
         assert proc.poll() is None, "the stage finished before the kill: make it longer"
         victims = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         assert len(victims) >= 3  # the driver and two worker processes (and their nannies)
