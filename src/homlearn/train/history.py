@@ -98,7 +98,7 @@ def load_history_data(store, exemplar: str, group: int | None = None, fine: bool
         sl = slice(None, None, stride)
         x, y, t = ds["strain"].values[ids][:, sl], ds["stress"].values[ids][:, sl], ds["time"].values[sl]
         extra = {}
-    return HistoryData(x, y, t, ds["split"].values[ids], ids, extra)
+    return HistoryData(x, y, np.array(t), ds["split"].values[ids], ids, extra)  # t: a writable copy
 
 
 def build_model(model: str, c_in: int, c_out: int, k: int, hyper: Mapping[str, Any]) -> torch.nn.Module:
