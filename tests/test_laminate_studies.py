@@ -293,11 +293,12 @@ def test_snakemake_plans_the_studies(tmp_path):
            "rno": {"composite1d": {"segments": [1], "k": [1], "resolution": {"segments": 1, "k": 1}},
                    "laminate": {"cases": ["MH", "M3"], "k": [2], "transfer": {"cases": ["M3"], "k": [2, 3]},
                                 "hardening": {"cases": ["M3-EH"], "k": [3]},
-                                "autoencoder": {"cases": ["M3", "M3-EH"], "latent": [3, 7, 8]}}}}
+                                "autoencoder": {"cases": ["M3", "M3-EH"], "latent": [3, 7, 8]},
+                                "augmented": {"cases": ["M3"], "k": [2], "train": {"max_epochs": 7}}}}}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     run = subprocess.run([sys.executable, "-m", "snakemake", "rno_laminate_studies", "rno_laminate", "rno_composite1d",
-                          "-n", "-p", "--cores", "1", "--configfile", str(path)],
+                          "rno_laminate_augmented", "rno_all", "-n", "-p", "--cores", "1", "--configfile", str(path)],
                          cwd=ROOT, capture_output=True, text=True)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
@@ -306,13 +307,21 @@ def test_snakemake_plans_the_studies(tmp_path):
         assert f"{models}/{case}_from_MH_k{k} --k {k} --init {models}/MH_k{k} " in out, case
     for job, count in (("rno_laminate_transfer_train", 3), ("rno_laminate_train", 5),
                        ("rno_laminate_autoencoder_train", 4), ("rno_laminate_baseline_train", 2),
-                       ("rno_composite1d_baseline_train", 1)):
+                       ("rno_composite1d_baseline_train", 1), ("rno_laminate_augmented_train", 1)):
         assert any(line.split() == [job, str(count)] for line in out.splitlines()), (job, out[-2500:])
     assert "autoencoder/models/M3_m7" not in out and "autoencoder/models/M3-EH_m7" in out
 
     # rerun triggers (params): an RNO's training sees no study keys, an auto-encoder's no RNO keys
     rno_jobs = [line for line in out.splitlines() if "history train laminate" in line]
     ae_jobs = [line for line in out.splitlines() if "history autoencoder-train" in line]
-    assert len(rno_jobs) == 10 and len(ae_jobs) == 4
-    assert not any(word in line for line in rno_jobs for word in ("autoencoder", "transfer", "hardening"))
+    assert len(rno_jobs) == 11 and len(ae_jobs) == 4
+    assert not any(word in line.split("--config-json")[1].split(" > ")[0] for line in rno_jobs
+                   for word in ("autoencoder", "transfer", "hardening", "augmented", "cases"))
+    # the augmented study trains on mirrored paths with its own recipe in its own directory, and
+    # joins the summary; no other model sees its symmetries
+    aug = [line for line in rno_jobs if "/augmented/models/M3_k2 " in line]
+    assert len(aug) == 1 and '"symmetries": ["mirror"]' in aug[0] and '"max_epochs": 7' in aug[0], aug
+    assert not any("symmetries" in line for line in rno_jobs if line not in aug)
+    summary = next(line for line in out.splitlines() if "history summary" in line)
+    assert "rno/laminate/augmented/metrics.json" in summary
     assert all('"width": 50' in line and '"k"' not in line and "baseline" not in line for line in ae_jobs)

@@ -80,3 +80,26 @@ def test_summary_names_the_augmentation():
     assert paths_label({"n_train": 640, "n_test": 160, "symmetries": ""}, 100) == "640/160 paths, 100 steps"
     assert paths_label({"n_train": 640, "n_test": 160, "symmetries": "mirror"}, 100) == (
         "640/160 paths (+ their mirror images, ours), 100 steps")
+
+
+def test_summary_lists_augmented_models_beside_direct_ones_and_the_law_once(tmp_path):
+    """An augmented study's metrics (rno.laminate.augmented) join the table as their own rows, named
+    as ours; its classical reference (the same law on the same test paths) is not listed twice."""
+    import json
+
+    from homlearn.evaluate.history import write_summary
+
+    law = {"case": "MH", "model": "exact_sdirk3", "steps": 100, "test_relative_l2": 0.0082, "failed": 0,
+           "test_relative_l2_11": 0.007, "test_relative_l2_22": 0.007, "test_relative_l2_12": 0.012}
+    files = []
+    for name, sym, err in (("direct", "", 0.0239), ("augmented", "mirror", 0.0221)):
+        row = {"model": "rno", "case": "MH", "k": 3, "test_relative_l2": err, "adam_epochs": 500,
+               "lbfgs_epochs": 150, "n_train": 640, "n_test": 160, "symmetries": sym}
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps({"exemplar": "laminate", "error_vs_k": [row], "classical": [law]}))
+    lines = write_summary(tmp_path / "summary.md", files).splitlines()
+    rno = [line for line in lines if "error vs k" in line]
+    assert len(rno) == 2 and "k=3: 2.39%" in rno[0] and "k=3: 2.21%" in rno[1]
+    assert "(Fig. 3a, direct)" in rno[0] and "(Fig. 3a, direct, on mirror-augmented paths (ours))" in rno[1]
+    assert "(+ their mirror images, ours)" in rno[1] and "ours" not in rno[0]
+    assert sum("SDIRK3" in line for line in lines) == 1

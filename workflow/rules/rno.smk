@@ -176,6 +176,7 @@ rule rno_laminate_evaluate:
 rule rno_summary:
     input:
         metrics=[f"{RNO}/composite1d/metrics.json", f"{RNO}/laminate/metrics.json",
+                 *([f"{RNO}/laminate/augmented/metrics.json"] if RNO_LAM["augmented"]["cases"] else []),
                  *(f"{RNO}/laminate/{study}/metrics.json" for study in ("transfer", "hardening", "autoencoder"))],
     output:
         report(f"{R}/summary/history_surrogates.md", caption="../report/rno_summary.rst", category="rno",

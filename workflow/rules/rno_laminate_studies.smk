@@ -3,12 +3,16 @@
 # against direct training (<case>_k<k>, rule rno_laminate_train), for Table 1 (Fig. 3a, 3c-f) and
 # the exponential-hardening cases (Fig. 6a-c); auto-encoders of the layers' model variables per
 # case and latent size (Fig. 4a-b, 6d). Named targets: rno_laminate_transfer, rno_laminate_hardening,
-# rno_laminate_autoencoder, rno_laminate_studies (all three); all three feed rno_summary.
+# rno_laminate_autoencoder, rno_laminate_studies (all three); all three feed rno_summary. Ours:
+# RNOs trained on symmetry-augmented paths (rno.laminate.augmented; target rno_laminate_augmented,
+# in the summary when it has cases).
 
 from homlearn.solvers.analytic.laminate import case as _laminate_case
 
 LAM_MODELS = f"{RNO}/laminate/models"
 RNO_AE = RNO_LAM["autoencoder"]
+RNO_AUG = RNO_LAM["augmented"]
+AUG = f"{RNO}/laminate/augmented"
 _STUDY_FIGURES = {
     "transfer": ("fig3a_transfer_error_vs_k", "fig3cf_direct_vs_transfer", "fig3_transfer_training_curves"),
     "hardening": ("fig6a_error_vs_k", "fig6b_direct_vs_transfer", "fig6_training_curves", "fig6c_predictions"),
@@ -48,6 +52,19 @@ def _ae_train_json():
 def _ae_models():
     return [f"{RNO}/laminate/autoencoder/models/{c}_m{m}/model.json" for c in RNO_AE["cases"]
             for m in RNO_AE["latent"] if m <= _laminate_case(c).n_model_variables]
+
+
+def _augmented_train_json():
+    """The model size, the symmetries and the study's own recipe (the rerun triggers of its training)."""
+    part = {"width": RNO_LAM["width"], "depth": RNO_LAM["depth"], "symmetries": RNO_AUG["symmetries"],
+            "train": {k: v for k, v in RNO_AUG["train"].items() if k not in ("gpu", "tensorboard")}}
+    return shlex.quote(json.dumps({"rno": {"laminate": part}}, sort_keys=True))
+
+
+def _augmented_evaluate_json():
+    part = {"cases": RNO_AUG["cases"], "k": RNO_AUG["k"], "example_case": RNO_LAM["example_case"],
+            "baseline": {"models": []}}
+    return shlex.quote(json.dumps({"rno": {"laminate": part}}, sort_keys=True))
 
 
 rule rno_laminate_transfer_train:
@@ -147,6 +164,55 @@ rule rno_laminate_autoencoder_evaluate:
     shell:
         "{HOMLEARN} history autoencoder-evaluate {R}/datasets {RNO}/laminate/autoencoder/models "
         "{RNO}/laminate/autoencoder --config-json {params.cfg} > {log} 2>&1"
+
+
+rule rno_laminate_augmented_train:
+    input:
+        f"{LAM}/solve_{{case}}.json",
+    output:
+        model=f"{AUG}/models/{{case}}_k{{k}}/model.json",
+    params:
+        cfg=_augmented_train_json(),
+        store=lambda w: f"{R}/datasets/laminate_{w.case}.zarr",
+        out=lambda w: f"{AUG}/models/{w.case}_k{w.k}",
+    wildcard_constraints:
+        case="|".join(LAM_CASES),
+        k=r"\d+",
+    threads: 1
+    resources:
+        gpu=gpu_resource(RNO_AUG["train"]),
+    log:
+        f"{RNO}/laminate/logs/augmented_train_{{case}}_k{{k}}.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} history train laminate {params.store} {params.out} --k {wildcards.k} --threads {threads} "
+        "--config-json {params.cfg} > {log} 2>&1"
+
+
+rule rno_laminate_augmented_evaluate:
+    input:
+        expand(f"{AUG}/models/{{case}}_k{{k}}/model.json", case=RNO_AUG["cases"], k=RNO_AUG["k"]),
+    output:
+        metrics=f"{AUG}/metrics.json",
+        table=report(f"{AUG}/metrics.csv", caption="../report/rno_laminate_augmented.rst", category="rno",
+                     subcategory="laminate", labels={"figure": "augmented: table"}),
+        figures=[report(f"{AUG}/{name}.png", caption="../report/rno_laminate_augmented.rst", category="rno",
+                        subcategory="laminate", labels={"figure": f"augmented: {name}"})
+                 for name in ("fig3a_error_vs_k", "fig3b_predictions")],
+    params:
+        cfg=_augmented_evaluate_json(),
+    log:
+        f"{RNO}/laminate/logs/augmented_evaluate.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} history evaluate laminate {R}/datasets {AUG}/models {AUG} --config-json {params.cfg} > {log} 2>&1"
+
+
+rule rno_laminate_augmented:
+    input:
+        rules.rno_laminate_augmented_evaluate.output.metrics,
 
 
 rule rno_laminate_transfer:
