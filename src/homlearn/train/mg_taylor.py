@@ -118,7 +118,7 @@ def load_mg_taylor_data(store) -> MgTaylorData:
     if not len(ids):
         raise ValueError(f"{store}: no finished paths")
     x = ds["stretch"].values[ids] - identity_components(3)
-    return MgTaylorData(x, ds["stress"].values[ids], ds["time"].values, ds["split"].values[ids], ids, {},
+    return MgTaylorData(x, ds["stress"].values[ids], np.array(ds["time"].values), ds["split"].values[ids], ids, {},
                         duration=float(ds.attrs["duration_s"]))
 
 
@@ -224,7 +224,7 @@ def predict_components(net: torch.nn.Module, stretch: np.ndarray, t: np.ndarray,
     from homlearn.loading.paths import identity_components
 
     x = np.asarray(stretch) - identity_components(3)
-    tt = torch.as_tensor(t, dtype=torch.float32)
+    tt = torch.from_numpy(np.array(t, dtype=np.float32))  # a copy: t may be a read-only store view
     out = []
     net.eval()
     with torch.no_grad():
