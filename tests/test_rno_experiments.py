@@ -56,7 +56,13 @@ def test_composite1d_experiment_writes_metrics_and_figures(c1d_tiny_store, c1d_m
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     assert (tmp_path / "metrics.csv").exists() and json.loads((tmp_path / "metrics.json").read_text()) == m
     assert [r["k"] for r in m["error_vs_k"]] == [0, 1]
-    assert m["internal_variable_fit"]["relative_residual"] < 0.2  # a learned xi is an affine image of <eps_p>
+    fit = m["internal_variable_fit"]
+    assert fit["relative_residual"] < 0.2  # a learned xi is an affine image of <eps_p>
+    # a monotone map includes the affine ones (up to the PCHIP smoothing of the isotonic fit)
+    assert fit["monotone_residual"] <= fit["relative_residual"] + 0.01
+    assert [f["N"] for f in m["internal_variable_fits"]] == [1]
+    assert m["internal_variable_fits"][0]["monotone_residual"] == pytest.approx(fit["monotone_residual"])
+    assert m["learned_f"]["map"] == "monotone" and m["learned_f"]["relative_l2"] < 0.2
     rows = {(r["model"], r["steps"]): r["test_relative_l2"] for r in m["resolution"]["rows"]}
     assert m["resolution"]["train_steps"] == 100 and len(rows) == 12
     print("resolution:", rows)
@@ -72,6 +78,26 @@ def test_composite1d_experiment_writes_metrics_and_figures(c1d_tiny_store, c1d_m
     default = {**m, "path_max_value": 0.33 / 10 ** 0.5, "path_max_strain": 0.33}
     (tmp_path / "default.json").write_text(json.dumps(default))
     assert "| composite1d N = 1, error vs k" in write_summary(tmp_path / "s2.md", [tmp_path / "default.json"])
+
+
+def test_monotone_fit_recovers_invertible_maps_and_not_others():
+    """Fig. 1d's monotone map: an increasing or decreasing nonlinear image of the truth is recovered
+    to < 0.5% (the affine map leaves 16-52%), with phi' within 5% of the exact slope in the
+    interior; a non-monotone relation is not (> 50%); a constant learned variable is refused."""
+    import numpy as np
+
+    from homlearn.evaluate.history import affine_fit, monotone_fit
+
+    rng = np.random.default_rng(0)
+    l = rng.uniform(-1.0, 1.0, (50, 200))
+    for truth, slope in ((0.01 * (np.exp(3 * l) - 1), 0.03 * np.exp(3 * l)), (-l ** 3 - l, -3 * l ** 2 - 1)):
+        phi, res = monotone_fit(l, truth)
+        assert res < 0.005 and affine_fit(l, truth)[2] > 0.15, res
+        inner = np.abs(l) < 0.9
+        assert np.allclose(phi.derivative()(l[inner]), slope[inner], rtol=0.05, atol=0.02 * np.abs(slope).max())
+    assert monotone_fit(l, np.cos(3 * l))[1] > 0.5
+    with pytest.raises(ValueError, match="fewer than 3 distinct"):
+        monotone_fit(np.zeros((5, 10)), l[:5, :10])
 
 
 def test_wrong_rno_training_key_is_refused_with_its_name():
