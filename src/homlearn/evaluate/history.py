@@ -89,8 +89,11 @@ def affine_fit(learned: np.ndarray, truth: np.ndarray) -> tuple[float, float, fl
 def monotone_fit(learned: np.ndarray, truth: np.ndarray, knots: int = 40):
     """The best monotone map ``truth ~ phi(learned)`` over all points (increasing or decreasing,
     whichever fits better): isotonic least squares (scipy), smoothed into a monotone C1 interpolant
-    (PCHIP) through its means on ``knots`` quantile bins of ``learned`` so that ``phi'`` exists
-    (Fig. 1e-f need it for g~). Returns (phi, relative residual ||phi(l) - t|| / ||t||)."""
+    (PCHIP) through its means on bins of ``learned`` so that ``phi'`` exists (Fig. 1e-f need it for
+    g~). The bin edges are ``knots`` quantiles joined by ``knots`` uniform steps: quantiles alone
+    leave the sparse tails to one bin (measured on composite1d N = 4, 6: 30% and 23% residual
+    against 2.3% and 1.9% of the unsmoothed isotonic fit; with the joined edges 2.6% and 2.1%).
+    Returns (phi, relative residual ||phi(l) - t|| / ||t||)."""
     from scipy.interpolate import PchipInterpolator
     from scipy.optimize import isotonic_regression
 
@@ -98,7 +101,8 @@ def monotone_fit(learned: np.ndarray, truth: np.ndarray, knots: int = 40):
     o = np.argsort(l, kind="stable")
     fits = [isotonic_regression(t[o], increasing=inc).x for inc in (True, False)]
     iso = min(fits, key=lambda r: float(np.linalg.norm(r - t[o])))
-    edges = np.unique(np.quantile(l, np.linspace(0.0, 1.0, knots + 1)))
+    edges = np.unique(np.concatenate([np.quantile(l, np.linspace(0.0, 1.0, knots + 1)),
+                                      np.linspace(l.min(), l.max(), knots + 1)]))
     if len(edges) < 3:
         raise ValueError("monotone_fit: the learned variable takes fewer than 3 distinct values")
     bins = np.clip(np.searchsorted(edges, l[o], side="right") - 1, 0, len(edges) - 2)
