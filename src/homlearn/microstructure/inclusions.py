@@ -30,7 +30,7 @@ next 3D algorithm of ``algorithms`` (Delaunay, then HXT, then Frontal by default
 next sub-seed; every failure is counted and returned with the sample.
 
 gmsh is initialised once per process for worker threads (``interruptible=False``) and guarded by
-the same lock as the 2D polycrystal generator. gmsh keeps state from the last model (its bounding
+the same lock as the 2D polycrystal generator (``gmsh_session.py``). gmsh keeps state from the last model (its bounding
 box feeds tolerances), so every sample starts by meshing a coarse unit cube (``_warm_up``): a
 sample is bit-identical whichever process makes it and whatever was meshed before.
 """
@@ -42,7 +42,7 @@ from functools import cached_property
 
 import numpy as np
 
-from homlearn.microstructure.polycrystal2d import _GMSH_LOCK, MeshingError
+from homlearn.microstructure.gmsh_session import MeshingError, compact_mesh, gmsh_model
 
 __all__ = ["DEFAULTS", "InclusionComposite", "MeshingError", "PackingError", "generate_inclusions",
            "mesh_spheres", "pack_spheres", "tet_volumes", "face_adjacency", "einstein_sphere"]
@@ -210,14 +210,6 @@ def _mesh_size(target_cells: int, radii: np.ndarray, curvature_points: int) -> f
 # ----------------------------------------------------------------------------- gmsh
 
 
-def _gmsh():
-    """gmsh, initialised once per process by the 2D generator's session (its warm-up included), so
-    that whichever generator starts gmsh first, both find it in the same state."""
-    from homlearn.microstructure.polycrystal2d import _gmsh_session
-
-    return _gmsh_session()
-
-
 def _set_options(gmsh, h: float, algorithm: int, curvature_points: int) -> None:
     # Every option that affects the result, in case other code (the 2D generator) changed them.
     for name, value in (
@@ -270,62 +262,45 @@ def mesh_spheres(centres: np.ndarray, radii: np.ndarray, h: float, algorithm: in
     """
     centres = np.asarray(centres, dtype=np.float64).reshape(-1, 3)
     radii = np.asarray(radii, dtype=np.float64).reshape(-1)
-    with _GMSH_LOCK:
-        gmsh = _gmsh()
-        try:
-            _warm_up(gmsh)
-            _set_options(gmsh, h, algorithm, curvature_points)
-            gmsh.model.add(name)
-            occ = gmsh.model.occ
-            box = occ.addBox(0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
-            spheres = [occ.addSphere(*map(float, c), float(r)) for c, r in zip(centres, radii)]
-            if spheres:
-                _, pieces = occ.fragment([(3, box)], [(3, s) for s in spheres])
-            else:  # a homogeneous cube (tests)
-                pieces = [[(3, box)]]
-            occ.synchronize()
-            sphere_vol = []
-            for i, piece in enumerate(pieces[1:]):
-                vols = [t for d, t in piece if d == 3]
-                if len(vols) != 1:
-                    raise MeshingError(f"sphere {i} became {len(vols)} volumes in the fragment")
-                sphere_vol.append(vols[0])
-            matrix_vol = sorted({t for d, t in pieces[0] if d == 3} - set(sphere_vol))
-            if len(matrix_vol) != 1:
-                raise MeshingError(f"the matrix became {len(matrix_vol)} volumes in the fragment")
-            gmsh.model.addPhysicalGroup(3, matrix_vol, tag=1, name="matrix")
-            for i, v in enumerate(sphere_vol):
-                gmsh.model.addPhysicalGroup(3, [v], tag=i + 2, name=f"inclusion{i}")
-            gmsh.model.mesh.generate(3)
+    with gmsh_model() as gmsh:
+        _warm_up(gmsh)
+        _set_options(gmsh, h, algorithm, curvature_points)
+        gmsh.model.add(name)
+        occ = gmsh.model.occ
+        box = occ.addBox(0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
+        spheres = [occ.addSphere(*map(float, c), float(r)) for c, r in zip(centres, radii)]
+        if spheres:
+            _, pieces = occ.fragment([(3, box)], [(3, s) for s in spheres])
+        else:  # a homogeneous cube (tests)
+            pieces = [[(3, box)]]
+        occ.synchronize()
+        sphere_vol = []
+        for i, piece in enumerate(pieces[1:]):
+            vols = [t for d, t in piece if d == 3]
+            if len(vols) != 1:
+                raise MeshingError(f"sphere {i} became {len(vols)} volumes in the fragment")
+            sphere_vol.append(vols[0])
+        matrix_vol = sorted({t for d, t in pieces[0] if d == 3} - set(sphere_vol))
+        if len(matrix_vol) != 1:
+            raise MeshingError(f"the matrix became {len(matrix_vol)} volumes in the fragment")
+        gmsh.model.addPhysicalGroup(3, matrix_vol, tag=1, name="matrix")
+        for i, v in enumerate(sphere_vol):
+            gmsh.model.addPhysicalGroup(3, [v], tag=i + 2, name=f"inclusion{i}")
+        gmsh.model.mesh.generate(3)
 
-            node_tags, coords, _ = gmsh.model.mesh.getNodes()
-            blocks, cluster = [], []
-            for k, v in enumerate(matrix_vol + sphere_vol):
-                types, _, nodes = gmsh.model.mesh.getElements(3, v)
-                nt = np.concatenate([np.asarray(n, dtype=np.int64) for t, n in zip(types, nodes) if t == 4]
-                                    or [np.zeros(0, dtype=np.int64)])
-                if nt.size == 0 or any(t != 4 for t in types):
-                    raise MeshingError(f"volume {'matrix' if k == 0 else f'inclusion{k - 1}'} has no "
-                                       "tetrahedra or other elements")
-                blocks.append(nt.reshape(-1, 4))
-                cluster.append(np.full(nt.size // 4, k, dtype=np.int64))
-        except MeshingError:
-            raise
-        except Exception as exc:  # gmsh raises plain Exception
-            raise MeshingError(f"gmsh failed: {exc}") from exc
-        finally:
-            gmsh.clear()
+        node_tags, coords, _ = gmsh.model.mesh.getNodes()
+        blocks, cluster = [], []
+        for k, v in enumerate(matrix_vol + sphere_vol):
+            types, _, nodes = gmsh.model.mesh.getElements(3, v)
+            nt = np.concatenate([np.asarray(n, dtype=np.int64) for t, n in zip(types, nodes) if t == 4]
+                                or [np.zeros(0, dtype=np.int64)])
+            if nt.size == 0 or any(t != 4 for t in types):
+                raise MeshingError(f"volume {'matrix' if k == 0 else f'inclusion{k - 1}'} has no "
+                                   "tetrahedra or other elements")
+            blocks.append(nt.reshape(-1, 4))
+            cluster.append(np.full(nt.size // 4, k, dtype=np.int64))
 
-    node_tags = np.asarray(node_tags, dtype=np.int64)
-    xyz = np.asarray(coords, dtype=np.float64).reshape(-1, 3)
-    all_tets = np.concatenate(blocks)
-    used, inverse = np.unique(all_tets, return_inverse=True)
-    pos = np.full(int(node_tags.max()) + 1, -1, dtype=np.int64)
-    pos[node_tags] = np.arange(node_tags.size)
-    if np.any(pos[used] < 0):
-        raise MeshingError("tetrahedron references an unknown node")
-    points = np.clip(xyz[pos[used]], 0.0, 1.0)
-    tets = inverse.reshape(-1, 4).astype(np.int64)
+    points, tets = compact_mesh(node_tags, coords, np.concatenate(blocks).ravel(), 4, 3, "tetrahedron")
     vol = tet_volumes(points, tets)
     flip = vol < 0
     tets[flip] = tets[flip][:, [0, 2, 1, 3]]

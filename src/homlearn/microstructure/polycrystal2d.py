@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 from scipy.spatial import Delaunay, QhullError, Voronoi
 from scipy.stats import qmc
+
+from homlearn.microstructure.gmsh_session import MeshingError, compact_mesh, gmsh_model
 
 __all__ = ["MeshingError", "Polycrystal", "generate_polycrystal", "TESSELLATIONS"]
 
@@ -36,13 +37,6 @@ _MERGE_TOL = 1e-9
 _COUNT_MODEL = {"voronoi": (1.9669, 3.1331, 2.0302), "delaunay": (2.1559, 1.356, 4.3269)}
 # Voronoi edges shorter than _COLLAPSE_FRAC * h are collapsed to a point.
 _COLLAPSE_FRAC = 0.1
-
-_GMSH_LOCK = threading.Lock()
-
-
-class MeshingError(RuntimeError):
-    """Raised when a polycrystal sample cannot be meshed (the caller records it)."""
-
 
 @dataclass(frozen=True, eq=False)
 class Polycrystal:
@@ -330,34 +324,6 @@ def _collapse_short_edges(
 # ----------------------------------------------------------------------------- gmsh
 
 
-def _gmsh_session():
-    """Return the gmsh module, initialised once per process for worker-thread use."""
-    import gmsh
-
-    if not gmsh.isInitialized():
-        gmsh.initialize(interruptible=False)
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.option.setNumber("General.NumThreads", 1)
-        # gmsh keeps state across clear() (the characteristic length of the last model's
-        # bounding box feeds its tolerances), so the first mesh of a fresh process could differ
-        # in the last bits from the same mesh made later. Meshing one unit square first puts
-        # every process in the state all later samples (also unit squares) leave behind, so a
-        # sample is bit-identical whichever process makes it and whatever came before.
-        gmsh.model.add("warm-up")
-        _unit_square(gmsh)
-        gmsh.model.geo.synchronize()
-        gmsh.model.mesh.generate(2)
-        gmsh.clear()
-    return gmsh
-
-
-def _unit_square(gmsh) -> None:
-    geo = gmsh.model.geo
-    pts = [geo.addPoint(x, y, 0.0, 0.2) for x, y in ((0, 0), (1, 0), (1, 1), (0, 1))]
-    lines = [geo.addLine(pts[i], pts[(i + 1) % 4]) for i in range(4)]
-    geo.addPlaneSurface([geo.addCurveLoop(lines)])
-
-
 def _set_options(gmsh) -> None:
     # Set every option that affects the result, in case other code changed them.
     for name, value in (
@@ -386,56 +352,39 @@ def _mesh(
     verts: np.ndarray, polys: list[list[int]], h: float, name: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mesh the polygons with linear triangles; return points, CCW triangles, cell grain."""
-    with _GMSH_LOCK:
-        gmsh = _gmsh_session()
-        try:
-            gmsh.clear()
-            _set_options(gmsh)
-            gmsh.model.add(name)
-            geo = gmsh.model.geo
-            ptag = [geo.addPoint(float(x), float(y), 0.0, h) for x, y in verts]
-            lines: dict[tuple[int, int], int] = {}
-            surfaces = []
-            for p in polys:
-                loop = []
-                for a, b in zip(p, p[1:] + p[:1]):
-                    key = (a, b) if a < b else (b, a)
-                    tag = lines.get(key)
-                    if tag is None:
-                        tag = lines[key] = geo.addLine(ptag[key[0]], ptag[key[1]])
-                    loop.append(tag if a == key[0] else -tag)
-                surfaces.append(geo.addPlaneSurface([geo.addCurveLoop(loop)]))
-            geo.synchronize()
-            for g, s in enumerate(surfaces):
-                gmsh.model.addPhysicalGroup(2, [s], tag=g + 1, name=f"grain{g}")
-            gmsh.model.mesh.generate(2)
+    with gmsh_model() as gmsh:
+        gmsh.clear()
+        _set_options(gmsh)
+        gmsh.model.add(name)
+        geo = gmsh.model.geo
+        ptag = [geo.addPoint(float(x), float(y), 0.0, h) for x, y in verts]
+        lines: dict[tuple[int, int], int] = {}
+        surfaces = []
+        for p in polys:
+            loop = []
+            for a, b in zip(p, p[1:] + p[:1]):
+                key = (a, b) if a < b else (b, a)
+                tag = lines.get(key)
+                if tag is None:
+                    tag = lines[key] = geo.addLine(ptag[key[0]], ptag[key[1]])
+                loop.append(tag if a == key[0] else -tag)
+            surfaces.append(geo.addPlaneSurface([geo.addCurveLoop(loop)]))
+        geo.synchronize()
+        for g, s in enumerate(surfaces):
+            gmsh.model.addPhysicalGroup(2, [s], tag=g + 1, name=f"grain{g}")
+        gmsh.model.mesh.generate(2)
 
-            node_tags, coords, _ = gmsh.model.mesh.getNodes()
-            tri_nodes, grain = [], []
-            for g, s in enumerate(surfaces):
-                _, nt = gmsh.model.mesh.getElementsByType(2, s)
-                nt = np.asarray(nt, dtype=np.int64)
-                if nt.size == 0:
-                    raise MeshingError(f"grain {g} received no triangles")
-                tri_nodes.append(nt)
-                grain.append(np.full(nt.size // 3, g, dtype=np.int64))
-        except MeshingError:
-            raise
-        except Exception as exc:  # gmsh raises plain Exception
-            raise MeshingError(f"gmsh failed: {exc}") from exc
-        finally:
-            gmsh.clear()
+        node_tags, coords, _ = gmsh.model.mesh.getNodes()
+        tri_nodes, grain = [], []
+        for g, s in enumerate(surfaces):
+            _, nt = gmsh.model.mesh.getElementsByType(2, s)
+            nt = np.asarray(nt, dtype=np.int64)
+            if nt.size == 0:
+                raise MeshingError(f"grain {g} received no triangles")
+            tri_nodes.append(nt)
+            grain.append(np.full(nt.size // 3, g, dtype=np.int64))
 
-    node_tags = np.asarray(node_tags, dtype=np.int64)
-    xyz = np.asarray(coords, dtype=np.float64).reshape(-1, 3)
-    tri_tags = np.concatenate(tri_nodes)
-    used, inverse = np.unique(tri_tags, return_inverse=True)
-    pos = np.full(int(node_tags.max()) + 1, -1, dtype=np.int64)
-    pos[node_tags] = np.arange(node_tags.size)
-    if np.any(pos[used] < 0):
-        raise MeshingError("triangle references an unknown node")
-    points = np.clip(xyz[pos[used], :2], 0.0, 1.0)
-    triangles = inverse.reshape(-1, 3).astype(np.int64)
+    points, triangles = compact_mesh(node_tags, coords, np.concatenate(tri_nodes), 3, 2, "triangle")
     cell_grain = np.concatenate(grain)
     area = _signed_area(points, triangles)
     flip = area < 0
