@@ -30,7 +30,7 @@ import torch
 
 from homlearn.data.path_histories import load_path_histories
 from homlearn.train.batches import collate_tensors
-from homlearn.train.history import relative_errors
+from homlearn.train.history import relative_errors, split_metrics
 from homlearn.train.record import run_id as make_run_id, save_model_record
 from homlearn.train.settings import TrainSettings
 from homlearn.train.trainer import pick_device, train
@@ -158,11 +158,7 @@ def train_cp_paths2d(store, out_dir, model: str, cfg: Mapping[str, Any], *, k: i
     summary = train(net, samples, samples, collate_tensors, settings, out, progress=progress, run_id=rid,
                     loss="relative_l2")
     net.to("cpu")
-    metrics = {}
-    for name, rows in (("train", tr), ("test", te)):
-        err = relative_errors(net, data.x[rows], data.y[rows], data.t)
-        metrics[name] = {"n": int(len(rows)), "relative_l2": float(err.mean()),
-                         "relative_l2_median": float(np.median(err)), "relative_l2_max": float(err.max())}
+    metrics = split_metrics(net, data, {"train": tr, "test": te})
     return save_model_record(
         out, model=model, hyperparameters=hyper, train=settings.to_dict(), dataset=str(store),
         dataset_fingerprint=fp, run_id=rid, n_parameters=sum(p.numel() for p in net.parameters()),

@@ -156,6 +156,18 @@ def relative_errors(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, t: np.
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def error_summary(err: np.ndarray) -> dict:
+    """Mean, median and max of per-sample relative L2 errors (eq. 16), with the sample count."""
+    return {"n": int(len(err)), "relative_l2": float(err.mean()),
+            "relative_l2_median": float(np.median(err)), "relative_l2_max": float(err.max())}
+
+
+def split_metrics(model: torch.nn.Module, data, splits: Mapping[str, np.ndarray]) -> dict:
+    """:func:`error_summary` of ``model`` on each named split of rows of ``data`` (``x``, ``y``, ``t``)."""
+    return {name: error_summary(relative_errors(model, data.x[rows], data.y[rows], data.t))
+            for name, rows in splits.items()}
+
+
 def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int = 1, group: int | None = None,
                   hyper: Mapping[str, Any] | None = None, train_cfg: Mapping[str, Any] | None = None,
                   init: Path | str | None = None, symmetries: Sequence[str] = (), progress: bool = True) -> dict:
@@ -195,11 +207,7 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
     summary = train(net, train_samples, train_samples, collate_tensors, settings, out, progress=progress,
                     run_id=rid, extends=shorter)
     net.to("cpu")
-    metrics = {}
-    for name, rows in (("train", tr), ("test", te)):
-        err = relative_errors(net, data.x[rows], data.y[rows], data.t)
-        metrics[name] = {"n": int(len(rows)), "relative_l2": float(err.mean()),
-                         "relative_l2_median": float(np.median(err)), "relative_l2_max": float(err.max())}
+    metrics = split_metrics(net, data, {"train": tr, "test": te})
     return save_model_record(
         out, model=model, hyperparameters={**hyper, "k": int(k)}, train=settings.to_dict(), dataset=str(store),
         dataset_fingerprint=fp, run_id=rid, n_parameters=sum(p.numel() for p in net.parameters()),

@@ -41,7 +41,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from homlearn.train.history import HistoryData, build_model
+from homlearn.train.history import HistoryData, build_model, error_summary
 from homlearn.train.batches import collate_tensors
 from homlearn.train.record import fingerprint, run_id as make_run_id, run_ids, save_model_record, write_json
 from homlearn.train.settings import TrainSettings
@@ -196,9 +196,7 @@ def train_mg_taylor(store, out_dir, *, model: str = "rno", k: int = 5, n_train: 
         pred = predict_components(net, data.stretch(rows), data.t)
         err = relative_l2(pred, data.y[rows])
         dev = relative_l2(deviator(pred), deviator(data.y[rows]))
-        metrics[name] = {"n": int(len(rows)), "relative_l2": float(err.mean()),
-                         "relative_l2_median": float(np.median(err)), "relative_l2_max": float(err.max()),
-                         "deviatoric_l2": float(dev.mean())}
+        metrics[name] = {**error_summary(err), "deviatoric_l2": float(dev.mean())}
     return save_model_record(
         out, model=model, hyperparameters={**hyper, "k": int(k)} if model == "rno" else hyper,
         train=settings.to_dict(), dataset=str(store), dataset_fingerprint=fp, run_id=rid,
