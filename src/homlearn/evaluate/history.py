@@ -432,6 +432,25 @@ def laminate_law_rows(store, case: str, strain: np.ndarray, stress: np.ndarray, 
     return rows
 
 
+def laminate_prediction_figure(model, store, path, title: str, n_examples: int = 8) -> None:
+    """Truth (solid) and prediction (dashed) of the three in-plane stresses on the first test paths."""
+    data = load_history_data(store, "laminate")
+    te = data.subset(1)[:n_examples]
+    with torch.no_grad():
+        pred = model(torch.as_tensor(data.x[te], dtype=torch.float32),
+                     torch.as_tensor(np.array(data.t), dtype=torch.float32)).numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for c, name in enumerate(("11", "22", "12")):
+        for j in range(len(te)):
+            axes[c].plot(data.t, data.y[te[j], :, c], color=f"C{j}")
+            axes[c].plot(data.t, pred[j, :, c], "--", color=f"C{j}")
+        axes[c].set(xlabel="t (s)", ylabel=f"sigma_{name} (MPa)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Sequence[int],
                       example_case: str | None = None, n_examples: int = 4, baselines: Sequence[str] = ()) -> dict:
     """Metrics and figures :data:`LAM_FIGURES`; ``datasets``: the directory of
@@ -473,21 +492,9 @@ def evaluate_laminate(datasets, models, out_dir, cases: Sequence[str], ks: Seque
     case = example_case if example_case in cases else cases[-1]
     k = max(ks)
     model, _ = load_history(lam_model_dir(models, case, k))
-    data = load_history_data(Path(datasets) / f"laminate_{case}.zarr", "laminate")
-    te = data.subset(1)[:n_examples]
-    with torch.no_grad():
-        pred = model(torch.as_tensor(data.x[te], dtype=torch.float32),
-                     torch.as_tensor(data.t, dtype=torch.float32)).numpy()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for c, name in enumerate(("11", "22", "12")):
-        for j in range(len(te)):
-            axes[c].plot(data.t, data.y[te[j], :, c], color=f"C{j}")
-            axes[c].plot(data.t, pred[j, :, c], "--", color=f"C{j}")
-        axes[c].set(xlabel="t (s)", ylabel=f"sigma_{name} (MPa)")
-    fig.suptitle(f"laminate {case}, k = {k}: truth (solid) and RNO (dashed), test paths (rno Fig. 3b)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "fig3b_predictions.png", dpi=120)
-    plt.close(fig)
+    laminate_prediction_figure(
+        model, Path(datasets) / f"laminate_{case}.zarr", out / "fig3b_predictions.png",
+        f"laminate {case}, k = {k}: truth (solid) and RNO (dashed), test paths (rno Fig. 3b)", n_examples)
     content = zarr.open_group(str(Path(datasets) / f"laminate_{cases[0]}.zarr"), mode="r").attrs.get("content", {})
     metrics = {"exemplar": "laminate", "datasets": str(datasets),
                **path_amplitude(content), "error_vs_k": rows, "baselines": base,

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from homlearn.evaluate.history import (  # noqa: E402
-    _placeholder, _training_facts, _write_csv, lam_model_dir, paths_label)
+    _placeholder, _training_facts, _write_csv, lam_model_dir, laminate_prediction_figure, paths_label)
 from homlearn.train.history import load_history, load_history_data, relative_errors  # noqa: E402
 
 FIGURES = {
@@ -146,7 +146,7 @@ def evaluate_transfer(datasets, models, out_dir, source: str, cases: Sequence[st
     if study == "hardening":
         case = example_case if example_case in cases else cases[-1]
         model, _ = load_history(transfer_model_dir(models, case, source, k_max))
-        prediction_figure(model, Path(datasets) / f"laminate_{case}.zarr", out / f"{names[3]}.png",
+        laminate_prediction_figure(model, Path(datasets) / f"laminate_{case}.zarr", out / f"{names[3]}.png",
                           f"laminate {case} <- {source}, k = {k_max}: truth (solid) and RNO (dashed), test paths "
                           "(rno Fig. 6c)", n_examples)
     metrics = {"exemplar": f"laminate_{study}", "datasets": str(datasets), "source": source, "cases": list(cases),
@@ -154,23 +154,6 @@ def evaluate_transfer(datasets, models, out_dir, source: str, cases: Sequence[st
     _write_csv(out / "metrics.csv", rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
-
-
-def prediction_figure(model, store, path, title: str, n_examples: int = 8) -> None:
-    """Truth and prediction of the three in-plane stress components on the first test paths."""
-    data = load_history_data(store, "laminate")
-    te = data.subset(1)[:n_examples]
-    with torch.no_grad():
-        pred = model(torch.as_tensor(data.x[te], dtype=torch.float32),
-                     torch.as_tensor(np.array(data.t), dtype=torch.float32)).numpy()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for c, name in enumerate(("11", "22", "12")):
-        for j in range(len(te)):
-            axes[c].plot(data.t, data.y[te[j], :, c], color=f"C{j}")
-            axes[c].plot(data.t, pred[j, :, c], "--", color=f"C{j}")
-        axes[c].set(xlabel="t (s)", ylabel=f"sigma_{name} (MPa)")
-    fig.suptitle(title, fontsize=9)
-    _save(fig, path)
 
 
 # ----------------------------------------------------------------------------- auto-encoder
