@@ -146,9 +146,10 @@ def evaluate_transfer(datasets, models, out_dir, source: str, cases: Sequence[st
     if study == "hardening":
         case = example_case if example_case in cases else cases[-1]
         model, _ = load_history(transfer_model_dir(models, case, source, k_max))
-        laminate_prediction_figure(model, Path(datasets) / f"laminate_{case}.zarr", out / f"{names[3]}.png",
-                          f"laminate {case} <- {source}, k = {k_max}: truth (solid) and RNO (dashed), test paths "
-                          "(rno Fig. 6c)", n_examples)
+        laminate_prediction_figure(
+            model, Path(datasets) / f"laminate_{case}.zarr", out / f"{names[3]}.png",
+            f"laminate {case} <- {source}, k = {k_max}: truth (solid) and RNO (dashed), test paths (rno Fig. 6c)",
+            n_examples)
     metrics = {"exemplar": f"laminate_{study}", "datasets": str(datasets), "source": source, "cases": list(cases),
                "k": ks, "rows": rows}
     _write_csv(out / "metrics.csv", rows)
