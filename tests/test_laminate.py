@@ -274,6 +274,30 @@ def test_dataset_rerun_does_nothing_and_failures_are_recorded(lam_stores, tmp_pa
     assert len(lines) == 6 and "did not converge" in lines[0]["reason"]
 
 
+def test_more_paths_keep_the_test_set_with_drawn_over(lam_stores, tmp_path):
+    """split.drawn_over: a store grown beyond the paper's size keeps the smaller store's paths,
+    stresses and test paths; the added paths all train; a drawn_over above n_trajectories is refused."""
+    import xarray as xr
+
+    from homlearn.config import ConfigError, validate_config
+    from homlearn.data.split import draw_split
+    from homlearn.datasets.laminate import run_solve_stage
+
+    cfg, dask_cfg, root, _ = lam_stores
+    big = {**cfg, "n_trajectories": 9, "split": {**cfg["split"], "drawn_over": 6}}
+    rep = run_solve_stage(big, dask_cfg, "M2", tmp_path / "big.zarr", 1)
+    assert rep.samples_done == 9 and rep.samples_failed == 0
+    a, b = xr.open_zarr(root / "M2.zarr"), xr.open_zarr(tmp_path / "big.zarr")
+    for name in ("strain", "stress", "split"):
+        np.testing.assert_array_equal(b[name].values[:6], a[name].values)
+    assert b["split"].values[6:].tolist() == [0, 0, 0]
+    assert draw_split(9, [0.8, 0.2], 3, drawn_over=9).tolist() == draw_split(9, [0.8, 0.2], 3).tolist()
+    with pytest.raises(ValueError, match="laminate.split.drawn_over .10. exceeds laminate.n_trajectories .9."):
+        run_solve_stage({**big, "split": {**cfg["split"], "drawn_over": 10}}, dask_cfg, "M2", tmp_path / "bad.zarr", 1)
+    with pytest.raises(ConfigError, match="laminate.split.drawn_over"):
+        validate_config({"laminate": {"split": {"drawn_over": 0}}})
+
+
 def test_return_map_at_the_yield_threshold():
     """m = 0.02 (M3's soft layer): an overstress too small for any representable increment (the
     rate term (dq/dt)^m is 4e-7 sigma0 even at dq = 1e-304) is an elastic step, not a failure;

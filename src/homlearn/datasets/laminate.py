@@ -119,6 +119,10 @@ def create_dataset_store(path, cfg, case_name, batch_size):
     p = cfg["path"]
     if p["n_steps"] % p["n_out"]:
         raise ValueError(f"laminate.path.n_steps ({p['n_steps']}) must be a multiple of n_out ({p['n_out']})")
+    drawn_over = cfg["split"].get("drawn_over")
+    if drawn_over is not None and drawn_over > cfg["n_trajectories"]:
+        raise ValueError(f"laminate.split.drawn_over ({drawn_over}) exceeds laminate.n_trajectories "
+                         f"({cfg['n_trajectories']}); allowed: 1 to n_trajectories, or null for all")
     mat = material(cfg, case_name)
     content = {k: v for k, v in cfg.items() if k not in ("batch_size", "cases")} | {"case": case_name}
     group = create_store(path, layout(cfg, batch_size), VARIABLES, {
@@ -134,7 +138,8 @@ def create_dataset_store(path, cfg, case_name, batch_size):
         group["time"][:] = fine[::p["n_steps"] // p["n_out"]]
         group["yield_stress"][:] = mat.sigma0
         group["rate_exponent"][:] = mat.m
-        group["split"][:] = draw_split(cfg["n_trajectories"], cfg["split"]["fractions"], cfg["split"]["seed"])
+        group["split"][:] = draw_split(cfg["n_trajectories"], cfg["split"]["fractions"], cfg["split"]["seed"],
+                                       drawn_over)
         group.attrs["split_drawn"] = True
     return group
 
