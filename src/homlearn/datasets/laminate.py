@@ -122,7 +122,7 @@ def create_dataset_store(path, cfg, case_name, batch_size):
     drawn_over = cfg["split"].get("drawn_over")
     if drawn_over is not None and drawn_over > cfg["n_trajectories"]:
         raise ValueError(f"laminate.split.drawn_over ({drawn_over}) exceeds laminate.n_trajectories "
-                         f"({cfg['n_trajectories']}); allowed: 1 to n_trajectories, or null for all")
+                         f"({cfg['n_trajectories']}); allowed: 1 to n_trajectories, or unset for all paths")
     mat = material(cfg, case_name)
     content = {k: v for k, v in cfg.items() if k not in ("batch_size", "cases")} | {"case": case_name}
     group = create_store(path, layout(cfg, batch_size), VARIABLES, {
