@@ -8,6 +8,8 @@ most 0.5: sigma >= 2 g0); grain maps, orientations and the pixel adjacency are c
 to the mean stress; the split is stored; a rerun does nothing.
 """
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -86,3 +88,17 @@ def test_rerun_resumes_with_nothing_to_do(stores):
     path, _ = out["2d"]
     rep = run_solve_stage(cfg["cp_grid"], cfg["dask"], "2d", path, 1)
     assert rep.samples_run == 0 and rep.samples_done == 5
+
+
+@pytest.mark.parametrize("strains", [[0.001], [0.0025, 0.005, 0.02]])
+def test_record_strains_off_the_loading_are_refused_before_solving(tmp_path, strains):
+    """2 steps to 1% strain (0.5% per step): 0.1% and 0.25% (half a step) round to step 0 and 2% to
+    step 4, beyond the last: refused with the key and the offending strains named, no store made."""
+    cfg = validate_config({"cp_grid": {"n_steps": 2, "final_strain": 0.01, "record_strains": strains,
+                                       "grid2d": {"n_samples": 1, "grid": 4}}, "dask": {"progress": False}})
+    path = tmp_path / "cp.zarr"
+    offending = [e for e in strains if e != 0.005]
+    with pytest.raises(ValueError, match=re.escape(f"cp_grid.record_strains: {offending} fall outside")):
+        run_solve_stage(cfg["cp_grid"], cfg["dask"], "2d", path, 1)
+    assert not path.exists()
+    assert record_steps({**cfg["cp_grid"], "record_strains": [0.005, 0.01]}) == [1, 2]

@@ -77,8 +77,17 @@ def microstructure(cfg, dim: str, sample: int):
 
 
 def record_steps(cfg) -> list[int]:
-    dt = cfg["final_strain"] / cfg["strain_rate"] / cfg["n_steps"]
-    return [int(round(e / cfg["strain_rate"] / dt)) for e in cfg["record_strains"]]
+    """Load steps (1..n_steps) nearest to ``record_strains``; a strain that rounds to step 0 or lies
+    beyond the last step is refused, naming the key, before anything is solved."""
+    n, de = cfg["n_steps"], cfg["final_strain"] / cfg["n_steps"]
+    dt = cfg["final_strain"] / cfg["strain_rate"] / n
+    steps = [int(round(e / cfg["strain_rate"] / dt)) for e in cfg["record_strains"]]
+    bad = [e for e, k in zip(cfg["record_strains"], steps) if not 1 <= k <= n]
+    if bad:
+        raise ValueError(f"cp_grid.record_strains: {bad} fall outside the loading's {n} steps; allowed are strains "
+                         f"above half a step ({de / 2:g}; one step is final_strain / n_steps = {de:g}) and up to "
+                         f"final_strain = {cfg['final_strain']:g}")
+    return steps
 
 
 def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[dict]:
@@ -158,6 +167,7 @@ def run_solve_stage(cfg, dask_cfg, dim, store_path, threads=1, failure_log=None,
 
     if dim not in DIMS:
         raise ValueError(f"dim must be one of {DIMS}, got {dim!r}")
+    record_steps(cfg)  # refuse record strains off the loading before the store is made
     create_dataset_store(store_path, cfg, dim, cfg["batch_size"])
     return run_device_stage(f"cp_grid{dim}", store_path, solve_batch, cfg, {"dim": dim}, dask_cfg, threads,
                             failure_log, client)

@@ -17,8 +17,10 @@ Time integration is backward Euler. Unknowns are the slip increments ``dg_a``:
     r_a = dg_a - dt gamma'_0 phi(tau_a / g),  phi(x) = |x|^m sign(x),
     tau = tau_trial - M dg,  M = P^T C P,  g = (g_n + H S) / (1 + R_d S),  S = sum |dg_a|,
 
-solved by Newton with a backtracking line search on ``|r|``; a point that does not converge
-is flagged (``tangent.failed``), never silently returned. The algorithmic tangent
+solved by Newton with a backtracking line search on ``|r|``; a point that does not converge,
+or whose Jacobian is singular in floating point (a huge overstress makes the rank <= 6 matrix M
+dominate J), is flagged (``tangent.failed``, so the history solver cuts the step back), never
+silently returned and never raised. The algorithmic tangent
 ``d sigma / d eps = C - (C P) J^-1 diag(c phi'/g) (P^T C)`` follows from the converged Jacobian.
 
 Plane strain (``d = 2``): the crystal is rotated about z (one angle per grain), the strain has
@@ -221,7 +223,15 @@ class FCCCrystalPlasticity:
             r, tau, g, x, S = evaluate(d_a, active)
             rnorm = r.abs().amax(-1)
             J, _ = jacobian(d_a, tau, g, x, S, active)
-            step = torch.linalg.solve(J, -r[..., None])[..., 0]
+            step, info = torch.linalg.solve_ex(J, -r[..., None])
+            step = step[..., 0]
+            singular = (info != 0) | ~torch.isfinite(step).all(-1)   # e.g. x**m overflowing on a huge step
+            if bool(singular.any()):                                 # such points fail, the others go on
+                failed[active[singular]] = True
+                keep = ~singular
+                active, d_a, rnorm, step = active[keep], d_a[keep], rnorm[keep], step[keep]
+                if active.numel() == 0:
+                    break
             lam = torch.ones_like(rnorm)
             for _ls in range(40):                                           # backtracking on max|r|
                 r_t, *_ = evaluate(d_a + lam[..., None] * step, active)
@@ -246,7 +256,9 @@ class FCCCrystalPlasticity:
         if plastic.numel():
             i = plastic
             J, w_p = jacobian(dg[i], tau[i], g[i], x[i], S[i], i)
-            A[i] = torch.linalg.solve(J, torch.diag_embed(w_p))
+            A_i, info = torch.linalg.solve_ex(J, torch.diag_embed(w_p))
+            A[i] = A_i
+            failed[i[(info != 0) | ~torch.isfinite(A_i).flatten(1).all(1)]] = True
         return (sig, dg.reshape(*shape, 12), g.reshape(shape), A.reshape(*shape, 12, 12),
                 failed.reshape(shape))
 
