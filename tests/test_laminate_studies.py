@@ -100,6 +100,30 @@ def test_transfer_starts_from_the_source_weights_exactly(stores, rnos, tmp_path)
         transfer_weights(build_model("rno", 3, 3, 1, HYPER), src_dir)
 
 
+def test_a_retrained_transfer_source_restarts_the_transfer_run(stores, rnos, tmp_path):
+    """The transfer run is named by the source's weights, not its directory: after the source's
+    best.pt changes (here replaced by another trained model of the same architecture), the same
+    command starts again from the new weights (test error equal to the new source's on M3 to 1e-6
+    after one step of 1e-12) instead of resuming the old run; unchanged, it resumes (same run id)."""
+    import shutil
+
+    from homlearn.train.history import load_history, load_history_data, relative_errors, train_history
+
+    src, out = tmp_path / "source", tmp_path / "M3_from_source"
+    shutil.copytree(rnos / "MH_k2", src)
+    cfg = dict(k=2, hyper=HYPER, train_cfg={**TINY, "lr": 1e-12, "max_epochs": 1}, init=src, progress=False)
+    first = train_history(stores / "laminate_M3.zarr", "laminate", out, **cfg)
+    shutil.copy(rnos / "M3_k2" / "best.pt", src / "best.pt")            # the source was retrained
+    second = train_history(stores / "laminate_M3.zarr", "laminate", out, **cfg)
+    assert second["run_id"] != first["run_id"] and second["init_fingerprint"] != first["init_fingerprint"]
+    data = load_history_data(stores / "laminate_M3.zarr", "laminate")
+    e_new = float(relative_errors(load_history(rnos / "M3_k2")[0], data.x[data.subset(1)], data.y[data.subset(1)],
+                                  data.t).mean())
+    assert abs(second["metrics"]["test"]["relative_l2"] - e_new) <= 1e-6 * e_new, (second["metrics"], e_new)
+    third = train_history(stores / "laminate_M3.zarr", "laminate", out, **cfg)
+    assert third["run_id"] == second["run_id"] and third["training"]["epochs"] == second["training"]["epochs"]
+
+
 def test_training_on_mirrored_paths(stores, tmp_path):
     """The mirrored copies join the training set (twice the paths, recorded in model.json, a run
     id of its own so a plain checkpoint is never resumed), the metrics stay on the stored paths,

@@ -195,12 +195,15 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
     net = build_model(model, data.x.shape[-1], data.y.shape[-1], k, hyper)
     xt, yt = torch.as_tensor(np.array(x_fit)), torch.as_tensor(np.array(y_fit))
     net.fit_scaling(xt, yt, torch.as_tensor(np.array(data.t)))
+    init_fp = None
     if init is not None:
         transfer_weights(net, init)
+        # the run is named by the source's weights, not its directory: a source trained on (or
+        # retrained) gives a new run that starts from its new weights instead of resuming the old one
+        init_fp = fingerprint(v.detach().cpu().numpy() for v in net.state_dict().values())
     fp = data.fingerprint()
     run_hyper = dict(hyper, symmetries=list(symmetries)) if symmetries else dict(hyper)
-    rid, shorter = run_ids(settings, lambda key: make_run_id(model, k, group, run_hyper, key, fp,
-                                                              str(init) if init else None))
+    rid, shorter = run_ids(settings, lambda key: make_run_id(model, k, group, run_hyper, key, fp, init_fp))
     t32 = data.t.astype(np.float32)
     train_samples = [{"x": xs.astype(np.float32), "t": t32, "y": ys.astype(np.float32)}
                      for xs, ys in zip(x_fit, y_fit)]
@@ -212,7 +215,7 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
         out, model=model, hyperparameters={**hyper, "k": int(k)}, train=settings.to_dict(), dataset=str(store),
         dataset_fingerprint=fp, run_id=rid, n_parameters=sum(p.numel() for p in net.parameters()),
         training=summary, metrics=metrics, exemplar=exemplar, group=group, n_time=int(len(data.t)),
-        init=str(init) if init else None, symmetries=list(symmetries), n_train_paths=int(len(x_fit)),
+        init=str(init) if init else None, init_fingerprint=init_fp, symmetries=list(symmetries), n_train_paths=int(len(x_fit)),
         c_in=int(data.x.shape[-1]), c_out=int(data.y.shape[-1]),
         device=str(pick_device(settings.device)))
 
