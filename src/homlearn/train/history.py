@@ -215,8 +215,8 @@ def train_history(store, exemplar: str, out_dir, *, model: str = "rno", k: int =
         out, model=model, hyperparameters={**hyper, "k": int(k)}, train=settings.to_dict(), dataset=str(store),
         dataset_fingerprint=fp, run_id=rid, n_parameters=sum(p.numel() for p in net.parameters()),
         training=summary, metrics=metrics, exemplar=exemplar, group=group, n_time=int(len(data.t)),
-        init=str(init) if init else None, init_fingerprint=init_fp, symmetries=list(symmetries), n_train_paths=int(len(x_fit)),
-        c_in=int(data.x.shape[-1]), c_out=int(data.y.shape[-1]),
+        init=str(init) if init else None, init_fingerprint=init_fp, symmetries=list(symmetries),
+        n_train_paths=int(len(x_fit)), c_in=int(data.x.shape[-1]), c_out=int(data.y.shape[-1]),
         device=str(pick_device(settings.device)))
 
 
