@@ -4,6 +4,8 @@ problem (eq. 8-10). Tolerances are relative to the largest |stress| of the histo
 otherwise; the solver runs at rtol 1e-8 / atol 1e-10 per path, whose global error measured on
 random paths is ~1e-7 of the stress scale, so 1e-6 leaves a margin of 10."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -268,3 +270,27 @@ def test_histories_of_one_n_do_not_depend_on_the_other_n(tmp_path):
     for name in ("stress_fine", "plastic_strain_fine", "split"):
         np.testing.assert_array_equal(mixed[name].values[:3], alone[name].values)
     assert np.abs(alone["plastic_strain_fine"].values).max() > 1e-3  # plastic flow, not a trivial elastic path
+
+
+def test_internal_variable_floor_study_on_a_composite1d_store(c1d_store, tmp_path):
+    """benchmarks/internal_variable_floor.py on composite1d: with xi = <eps_p> the stress is eq. 11,
+    affine in (eps_bar, xi) for one composite, so the least-squares f reproduces the stored stress
+    to round-off; one state variable; an N the store does not hold is refused, naming the ones it does."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "internal_variable_floor.py"
+    spec = importlib.util.spec_from_file_location("floor", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    _, _, store, _ = c1d_store
+    out = tmp_path / "floor.json"
+    res = study.main([str(store), str(out), "--segments", "3", "--epochs", "2", "--width", "8", "--depth", "1"])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res)) and res["segments"] == 3
+    assert [r["variant"] for r in res["rows"]] == list(study.VARIANTS)
+    for r in res["rows"]:
+        assert r["n_state"] == 1 and r["f_teacher_forced_test"] < 1e-9
+        for split in ("train", "test"):
+            assert all(np.isfinite(v) and v > 0 for v in r[split].values())
+    with pytest.raises(ValueError, match=r"--segments must be one of the store's N \[1, 3\], got 2"):
+        study.main([str(store), str(tmp_path / "no.json"), "--segments", "2"])

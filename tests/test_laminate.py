@@ -318,7 +318,7 @@ def test_return_map_at_the_yield_threshold():
 
 
 def test_internal_variable_floor_study_on_a_store(lam_stores, tmp_path):
-    """benchmarks/laminate_internal_variable_floor.py: the mean stress is affine in the mean strain and
+    """benchmarks/internal_variable_floor.py: the mean stress is affine in the mean strain and
     the layer plastic strains (equal elastic moduli in both layers, eq. 23-24), so its least-squares f
     reproduces the stored stress from the stored plastic strains to round-off; the study then fits
     g on a tiny budget and writes finite eq. 16 errors for both input sets (M2: six state variables,
@@ -327,7 +327,7 @@ def test_internal_variable_floor_study_on_a_store(lam_stores, tmp_path):
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "laminate_internal_variable_floor.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "internal_variable_floor.py"
     spec = importlib.util.spec_from_file_location("lam_floor", path)
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
