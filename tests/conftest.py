@@ -64,3 +64,16 @@ def c1d_tiny_rno(c1d_tiny_store, tmp_path_factory):
     info = train_history(c1d_tiny_store, "composite1d", models / "rno_N1_k1", model="rno", k=1, group=1,
                          hyper={"width": 100, "depth": 4}, train_cfg=C1D_TINY_TRAIN, progress=False)
     return models, info
+
+
+@pytest.fixture(scope="session")
+def floor_study():
+    """benchmarks/internal_variable_floor.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "internal_variable_floor.py"
+    spec = importlib.util.spec_from_file_location("internal_variable_floor", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,8 +4,6 @@ problem (eq. 8-10). Tolerances are relative to the largest |stress| of the histo
 otherwise; the solver runs at rtol 1e-8 / atol 1e-10 per path, whose global error measured on
 random paths is ~1e-7 of the stress scale, so 1e-6 leaves a margin of 10."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -272,17 +270,13 @@ def test_histories_of_one_n_do_not_depend_on_the_other_n(tmp_path):
     assert np.abs(alone["plastic_strain_fine"].values).max() > 1e-3  # plastic flow, not a trivial elastic path
 
 
-def test_internal_variable_floor_study_on_a_composite1d_store(c1d_store, tmp_path):
+def test_internal_variable_floor_study_on_a_composite1d_store(c1d_store, floor_study, tmp_path):
     """benchmarks/internal_variable_floor.py on composite1d: with xi = <eps_p> the stress is eq. 11,
     affine in (eps_bar, xi) for one composite, so the least-squares f reproduces the stored stress
     to round-off; one state variable; an N the store does not hold is refused, naming the ones it does."""
-    import importlib.util
     import json
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "internal_variable_floor.py"
-    spec = importlib.util.spec_from_file_location("floor", path)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = floor_study
     _, _, store, _ = c1d_store
     out = tmp_path / "floor.json"
     res = study.main([str(store), str(out), "--segments", "3", "--epochs", "2", "--width", "8", "--depth", "1"])

@@ -317,20 +317,15 @@ def test_return_map_at_the_yield_threshold():
             np.testing.assert_allclose(sbar, 50.0 * (1 + (dq / dt) ** 0.02), rtol=1e-11)
 
 
-def test_internal_variable_floor_study_on_a_store(lam_stores, tmp_path):
+def test_internal_variable_floor_study_on_a_store(lam_stores, floor_study, tmp_path):
     """benchmarks/internal_variable_floor.py: the mean stress is affine in the mean strain and
     the layer plastic strains (equal elastic moduli in both layers, eq. 23-24), so its least-squares f
     reproduces the stored stress from the stored plastic strains to round-off; the study then fits
     g on a tiny budget and writes finite eq. 16 errors for both input sets (M2: six state variables,
     the layers differ)."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "internal_variable_floor.py"
-    spec = importlib.util.spec_from_file_location("lam_floor", path)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = floor_study
     _, _, root, _ = lam_stores
     out = tmp_path / "floor.json"
     res = study.main([str(root / "M2.zarr"), str(out), "--epochs", "2", "--width", "8", "--depth", "1"])
