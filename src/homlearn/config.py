@@ -98,6 +98,24 @@ def _check_semantics(config: dict[str, Any]) -> None:
         st = lam.get(study, {})
         if st.get("source") in st.get("cases", []):
             problems.append(f"config key 'rno.laminate.{study}.cases' must not contain its source {st['source']!r}")
+    res = lam.get("resolution", {})
+    if res.get("k"):  # the study's fine store is solved from laminate.path with n_out = max(steps)
+        top = max(res["steps"])
+        if [s for s in res["steps"] if top % s]:
+            problems.append(f"config key 'rno.laminate.resolution.steps': every step must divide the largest "
+                            f"({top}), got {res['steps']}")
+        n_steps = config.get("laminate", {}).get("path", {}).get("n_steps")
+        if n_steps and n_steps % top:
+            problems.append(f"config key 'rno.laminate.resolution.steps': the largest ({top}) must divide "
+                            f"laminate.path.n_steps ({n_steps})")
+        where = "rno.laminate.augmented" if res.get("models") == "augmented" else "rno.laminate"
+        family = lam.get("augmented", {}) if res.get("models") == "augmented" else lam
+        if res.get("case") not in family.get("cases", []):
+            problems.append(f"config key 'rno.laminate.resolution.case': {res.get('case')!r} is not one of "
+                            f"{where}.cases {family.get('cases', [])}")
+        if [k for k in res["k"] if k not in family.get("k", [])]:
+            problems.append(f"config key 'rno.laminate.resolution.k': {res['k']} must be among "
+                            f"{where}.k {family.get('k', [])}")
     sur = config.get("surrogates_cp_paths2d", {}).get("rno", {})
     if sur and sur.get("example_k") not in sur.get("k", []):
         problems.append("config key 'surrogates_cp_paths2d.rno.example_k' must be one of surrogates_cp_paths2d.rno.k")

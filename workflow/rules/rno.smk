@@ -177,6 +177,7 @@ rule rno_summary:
     input:
         metrics=[f"{RNO}/composite1d/metrics.json", f"{RNO}/laminate/metrics.json",
                  *([f"{RNO}/laminate/augmented/metrics.json"] if RNO_LAM["augmented"]["cases"] else []),
+                 *([f"{RNO}/laminate/resolution/metrics.json"] if RNO_LAM["resolution"]["k"] else []),
                  *(f"{RNO}/laminate/{study}/metrics.json" for study in ("transfer", "hardening", "autoencoder"))],
     output:
         report(f"{R}/summary/history_surrogates.md", caption="../report/rno_summary.rst", category="rno",

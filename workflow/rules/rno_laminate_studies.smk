@@ -210,6 +210,61 @@ rule rno_laminate_augmented_evaluate:
         "{HOMLEARN} history evaluate laminate {R}/datasets {AUG}/models {AUG} --config-json {params.cfg} > {log} 2>&1"
 
 
+RNO_RES = RNO_LAM["resolution"]
+RES_STEPS = max(RNO_RES["steps"])
+
+
+rule laminate_solve_resolution:
+    """The case's paths stored at the finest step of the resolution study (same seed, same paths)."""
+    output:
+        summary=f"{LAM}/solve_{{case}}_n{{steps}}.json",
+    params:
+        cfg=lambda w: shlex.quote(json.dumps({"laminate": {**config["laminate"], "path": {
+            **config["laminate"]["path"], "n_out": int(w.steps)}}, "dask": config["dask"]}, sort_keys=True)),
+        store=lambda w: f"{R}/datasets/laminate_{w.case}_n{w.steps}.zarr",
+    wildcard_constraints:
+        case="|".join(LAM_CASES),
+        steps=r"\d+",
+    threads: stage_threads(_LAM_BATCHES)
+    resources:
+        mem_mb=stage_mem_mb(1000),
+    log:
+        f"{LAM}/logs/solve_{{case}}_n{{steps}}.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} laminate solve {wildcards.case} {params.store} --config-json {params.cfg} "
+        "--threads {threads} --summary {output.summary} --failure-log {LAM}/failures.jsonl 2> {log}"
+
+
+rule rno_laminate_resolution_evaluate:
+    input:
+        f"{LAM}/solve_{RNO_RES['case']}_n{RES_STEPS}.json",
+        expand(f"{AUG if RNO_RES['models'] == 'augmented' else RNO + '/laminate'}/models/{{case}}_k{{k}}/model.json",
+               case=[RNO_RES["case"]], k=RNO_RES["k"]),
+    output:
+        metrics=f"{RNO}/laminate/resolution/metrics.json",
+        table=f"{RNO}/laminate/resolution/metrics.csv",
+        figure=report(f"{RNO}/laminate/resolution/fig10_laminate_resolution.png",
+                      caption="../report/rno_laminate_resolution.rst", category="rno", subcategory="laminate",
+                      labels={"figure": "resolution"}),
+    params:
+        cfg=shlex.quote(json.dumps({"rno": {"laminate": {"resolution": RNO_RES}}}, sort_keys=True)),
+        models=f"{AUG if RNO_RES['models'] == 'augmented' else RNO + '/laminate'}/models",
+    log:
+        f"{RNO}/laminate/logs/resolution_evaluate.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} history laminate-resolution {R}/datasets {params.models} {RNO}/laminate/resolution "
+        "--config-json {params.cfg} > {log} 2>&1"
+
+
+rule rno_laminate_resolution:
+    input:
+        rules.rno_laminate_resolution_evaluate.output.metrics,
+
+
 rule rno_laminate_augmented:
     input:
         rules.rno_laminate_augmented_evaluate.output.metrics,

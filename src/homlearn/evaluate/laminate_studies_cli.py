@@ -5,6 +5,7 @@ studies of paper 'rno' section 4 (:mod:`homlearn.evaluate.laminate_studies`,
     homlearn history laminate-study transfer results/datasets results/rno/laminate/models out_dir
     homlearn history autoencoder-train results/datasets/laminate_M3.zarr ae_models/M3_m3 --latent 3
     homlearn history autoencoder-evaluate results/datasets ae_models out_dir
+    homlearn history laminate-resolution results/datasets results/rno/laminate/augmented/models out_dir
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def add_study_commands(sub, with_config, config_of) -> None:
         print(json.dumps(m["rows"], indent=1))
         return 0
 
+    def cmd_resolution(args):
+        from homlearn.evaluate.laminate_resolution import evaluate_resolution
+
+        c = config_of(args)["rno"]["laminate"]["resolution"]
+        m = evaluate_resolution(args.datasets, args.models, args.out, c["case"], c["k"], c["steps"], c["models"])
+        print(json.dumps(m["summary_rows"], indent=1))
+        return 0
+
     ls = with_config(sub.add_parser("laminate-study", help="laminate: direct vs transferred RNOs (rno Fig. 3, 6)"))
     ls.add_argument("study", choices=["transfer", "hardening"])
     ls.add_argument("datasets", help="the directory of laminate_<case>.zarr")
@@ -68,3 +77,9 @@ def add_study_commands(sub, with_config, config_of) -> None:
     ae.add_argument("models", help="directory of the auto-encoder directories")
     ae.add_argument("out")
     ae.set_defaults(func=cmd_ae_evaluate)
+    lr = with_config(sub.add_parser("laminate-resolution",
+                                    help="laminate: RNO test error against the test paths' stored steps (ours)"))
+    lr.add_argument("datasets", help="the directory of laminate_<case>.zarr and laminate_<case>_n<steps>.zarr")
+    lr.add_argument("models", help="directory of the model directories <case>_k<k>")
+    lr.add_argument("out")
+    lr.set_defaults(func=cmd_resolution)
