@@ -92,21 +92,31 @@ def test_bad_resolution_config_is_refused_with_its_key():
     validate_config({"rno": {"laminate": {**lam, "resolution": {"k": [3, 6]}}}})  # augmented k: accepted
 
 
-def test_snakemake_plans_the_fine_store_and_the_study(tmp_path):
-    """Dry run of rno_laminate_resolution: one extra solve at n_out = max(steps) into
-    laminate_MH_n40.zarr, the direct RNOs, the evaluation, and the summary reads its metrics."""
-    cfg = {"results": str(tmp_path / "results"),
-           "laminate": {"cases": ["MH"], "n_trajectories": 4, "batch_size": 4, "path": {"n_steps": 200, "n_out": 20}},
-           "rno": {"laminate": {"cases": ["MH"], "k": [1, 2],
-                                "resolution": {"models": "direct", "case": "MH", "k": [2], "steps": [10, 20, 40]}}}}
+def test_snakemake_runs_the_fine_store_and_the_study(tmp_path):
+    """A real run of rno_laminate_resolution on a tiny config (5 paths, mirror-augmented RNOs
+    1 x 8, 2 epochs): one extra solve at n_out = max(steps) into laminate_MH_n40.zarr, only the
+    RNO of resolution.k trained, the evaluation's metrics, figure and summary rows written."""
+    res = tmp_path / "results"
+    cfg = {"results": str(res),
+           "laminate": {"cases": ["MH"], "n_trajectories": 5, "batch_size": 5, "path": {"n_steps": 200, "n_out": 20}},
+           "rno": {"laminate": {"cases": ["MH"], "k": [1, 2], "width": 8, "depth": 1,
+                                "train": {"max_epochs": 2, "lbfgs_epochs": 0, "batch_size": 4, "device": "cpu"},
+                                "augmented": {"cases": ["MH"], "k": [1, 2], "train": {"max_epochs": 2, "lbfgs_epochs": 0,
+                                                                                  "batch_size": 4, "device": "cpu"}},
+                                "resolution": {"models": "augmented", "case": "MH", "k": [2], "steps": [10, 20, 40]}}}}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    run = subprocess.run([sys.executable, "-m", "snakemake", "rno_laminate_resolution", "-n", "-p", "--cores", "1",
+    run = subprocess.run([sys.executable, "-m", "snakemake", "rno_laminate_resolution", "-p", "--cores", "1",
                           "--configfile", str(path)], cwd=ROOT, capture_output=True, text=True)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
-    for job, count in (("laminate_solve", 1), ("laminate_solve_resolution", 1), ("rno_laminate_train", 1),
+    for job, count in (("laminate_solve", 1), ("laminate_solve_resolution", 1), ("rno_laminate_augmented_train", 1),
                        ("rno_laminate_resolution_evaluate", 1)):
         assert any(line.split() == [job, str(count)] for line in out.splitlines()), (job, out[-2500:])
-    assert "datasets/laminate_MH_n40.zarr" in out and '"n_out": 40' in out, out[-2500:]
-    assert "models/MH_k2" in out and "models/MH_k1" not in out
+    assert '"n_out": 40' in out and (res / "datasets" / "laminate_MH_n40.zarr").is_dir()
+    assert not (res / "rno" / "laminate" / "augmented" / "models" / "MH_k1").exists()
+    m = json.loads((res / "rno" / "laminate" / "resolution" / "metrics.json").read_text())
+    assert m["train_steps"] == 20 and {r["steps"] for r in m["rows"]} == {10, 20, 40}
+    assert [r["experiment"].split(" (")[0] for r in m["summary_rows"]] == [
+        "laminate MH resolution, RNO k = 2", "laminate MH resolution, the law"]
+    assert (res / "rno" / "laminate" / "resolution" / "fig10_laminate_resolution.png").stat().st_size > 10_000

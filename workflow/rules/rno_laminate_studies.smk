@@ -249,7 +249,7 @@ rule rno_laminate_resolution_evaluate:
                       caption="../report/rno_laminate_resolution.rst", category="rno", subcategory="laminate",
                       labels={"figure": "resolution"}),
     params:
-        cfg=shlex.quote(json.dumps({"rno": {"laminate": {"resolution": RNO_RES}}}, sort_keys=True)),
+        cfg=shlex.quote(json.dumps({"rno": {"laminate": RNO_LAM}}, sort_keys=True)),  # whole: its checks need cases, k
         models=f"{AUG if RNO_RES['models'] == 'augmented' else RNO + '/laminate'}/models",
     log:
         f"{RNO}/laminate/logs/resolution_evaluate.log",
