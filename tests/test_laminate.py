@@ -335,3 +335,42 @@ def test_internal_variable_floor_study_on_a_store(lam_stores, floor_study, tmp_p
         assert r["n_state"] == 6 and r["f_teacher_forced_test"] < 1e-9
         for split in ("train", "test"):
             assert all(np.isfinite(v) and v > 0 for v in r[split].values())
+
+
+@pytest.mark.parametrize("name", ["MH", "M4"])
+def test_overstress_relaxes_at_the_closed_form_rate_under_held_shear(name):
+    """Pure shear <eps12> ramped into flow at 2/s, then held. On MH (equal layers, one material
+    point) the overstress D = sqrt(3) |sigma12| - sigma0 then follows dD/dt = -3 mu q0_dot
+    (D / sigma0)^(1/m) (eq. 18-19, H = 1), whose solution is D(t) = (D0^p + (1/m - 1) 3 mu q0_dot
+    sigma0^(-1/m) t)^(1/p), p = 1 - 1/m. SDIRK3 at dt = 2e-6 follows it over 20 ms of hold, in
+    which D falls from 591 to 266 MPa, to 4e-11 (bound 1e-6). relaxation_rate is the
+    linearisation -d(dD/dt)/dD (central differences, 1e-6), on MH and on M4's '+' layer (m = 0.4)."""
+    from homlearn.solvers.analytic.laminate import relaxation_rate
+
+    mat = case(name)
+    mu, q0, s0, m = mat.mu, mat.q0_dot, mat.sigma0[0], mat.m[0]
+
+    def rate(d):  # dD/dt of the '+' layer
+        return -3.0 * mu * q0 * (d / s0) ** (1.0 / m)
+
+    for d in (5.0, 50.0, 150.0):
+        q_dot = q0 * (d / s0) ** (1.0 / m)
+        h = 1e-4 * d
+        lin = -(rate(d + h) - rate(d - h)) / (2 * h)
+        assert relaxation_rate(mat, np.array([q_dot, q_dot]))[0] == pytest.approx(lin, rel=1e-6)
+    if name != "MH":
+        return
+    t_ramp, t_hold, dt = 0.01, 0.02, 2e-6
+    t = np.linspace(0.0, t_ramp + t_hold, int(round((t_ramp + t_hold) / dt)) + 1)
+    strain = np.zeros((1, len(t), 3))
+    strain[0, :, 2] = 0.02 * np.minimum(t / t_ramp, 1.0)
+    sol = solve(mat, t, strain, path=lambda tt: np.stack([np.zeros_like(tt), np.zeros_like(tt),
+                                                          0.02 * np.minimum(tt / t_ramp, 1.0)], axis=-1)[None])
+    assert sol.success.all()
+    held = t >= t_ramp - 1e-12
+    over = math.sqrt(3.0) * np.abs(sol.stress[0, held, 2]) - s0
+    tau = t[held] - t[held][0]
+    p = 1.0 - 1.0 / m
+    closed = (over[0] ** p + (1.0 / m - 1.0) * 3.0 * mu * q0 * s0 ** (-1.0 / m) * tau) ** (1.0 / p)
+    assert over[0] > 500.0 and over[-1] < 0.5 * over[0]  # the hold spans the decay
+    np.testing.assert_allclose(over, closed, rtol=1e-6)

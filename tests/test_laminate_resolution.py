@@ -43,7 +43,9 @@ def study(tmp_path_factory):
 def test_resolution_rows_figure_and_summary(study, tmp_path):
     """At the training steps the fine store, taken every second time, gives the model's own test
     error (same paths, same split; 1e-5 for float32 on another batch layout); backward Euler's
-    error halves with the step (order 1: ratio 1.6-2.4 from 10 to 20 to 40 steps)."""
+    error halves with the step (order 1: ratio 1.6-2.4 from 10 to 20 to 40 steps), and so does
+    the overstress relaxation rate x step in plastic flow (the step's mean plastic rate barely
+    changes with the step)."""
     from homlearn.evaluate.history import write_summary
     from homlearn.evaluate.laminate_resolution import evaluate_resolution
 
@@ -55,6 +57,10 @@ def test_resolution_rows_figure_and_summary(study, tmp_path):
     assert rno[20] == pytest.approx(info["metrics"]["test"]["relative_l2"], abs=1e-5)
     assert all(np.isfinite(v) for v in rno.values())
     assert 1.6 < be[10] / be[20] < 2.4 and 1.6 < be[20] / be[40] < 2.4, be
+    stiff = {r["steps"]: r for r in m["rows"] if r["model"] == "stiffness"}
+    lam_dt = {s: r["relaxation_dt_median"] for s, r in stiff.items()}
+    assert lam_dt[40] > 0 and 1.6 < lam_dt[10] / lam_dt[20] < 2.4 and 1.6 < lam_dt[20] / lam_dt[40] < 2.4, lam_dt
+    assert all(r["relaxation_dt_p10"] <= r["relaxation_dt_median"] <= r["relaxation_dt_p90"] for r in stiff.values())
     assert (tmp_path / "fig10_laminate_resolution.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "metrics.json").read_text())["exemplar"] == "laminate_resolution"
     text = write_summary(tmp_path / "summary.md", [tmp_path / "metrics.json"])
@@ -118,5 +124,6 @@ def test_snakemake_runs_the_fine_store_and_the_study(tmp_path):
     m = json.loads((res / "rno" / "laminate" / "resolution" / "metrics.json").read_text())
     assert m["train_steps"] == 20 and {r["steps"] for r in m["rows"]} == {10, 20, 40}
     assert [r["experiment"].split(" (")[0] for r in m["summary_rows"]] == [
-        "laminate MH resolution, RNO k = 2", "laminate MH resolution, the law"]
+        "laminate MH resolution, RNO k = 2", "laminate MH: overstress relaxation rate x step in plastic flow, median",
+        "laminate MH resolution, the law"]
     assert (res / "rno" / "laminate" / "resolution" / "fig10_laminate_resolution.png").stat().st_size > 10_000

@@ -45,10 +45,44 @@ def check_same_paths(fine, train, fine_store, train_store) -> None:
                          "times: solve both with the same laminate config apart from path.n_out")
 
 
+def accumulated_plastic_strain(store) -> np.ndarray:
+    """q of both layers (S, T, 2) on the store's solved paths."""
+    import xarray as xr
+
+    ds = xr.open_zarr(str(store))
+    ok = ds["status"].values == 1
+    return ds["accumulated_plastic_strain"].values[ok]
+
+
+def relaxation_steps(store, q: np.ndarray, dt: float) -> dict:
+    """lambda dt (:func:`homlearn.solvers.analytic.laminate.relaxation_rate`, the overstress's
+    decay rate at the step's mean plastic rate) over the layer-steps in plastic flow (q_dot above
+    1e-3 q0_dot): median, 10th and 90th percentiles, and the fraction above forward Euler's
+    stability limit 2. Much above 1, eq. 3 cannot follow the overstress in time: its step is a map
+    of the grid."""
+    import zarr
+
+    from homlearn.datasets.laminate import material
+    from homlearn.solvers.analytic.laminate import relaxation_rate
+
+    attrs = zarr.open_group(str(store), mode="r").attrs
+    mat = material(attrs["config"], attrs["case"])
+    q_dot = np.diff(q, axis=1) / dt
+    flow = q_dot > 1e-3 * mat.q0_dot
+    lam_dt = (relaxation_rate(mat, q_dot) * dt)[flow]
+    if not lam_dt.size:
+        return {"relaxation_dt_median": 0.0, "relaxation_dt_p10": 0.0, "relaxation_dt_p90": 0.0,
+                "beyond_euler_stability": 0.0}
+    return {"relaxation_dt_median": float(np.median(lam_dt)), "relaxation_dt_p10": float(np.percentile(lam_dt, 10)),
+            "relaxation_dt_p90": float(np.percentile(lam_dt, 90)),
+            "beyond_euler_stability": float((lam_dt > 2.0).mean())}
+
+
 def evaluate_resolution(datasets, models, out_dir, case: str, ks: Sequence[int], steps: Sequence[int],
                         family: str = "direct") -> dict:
     """Rows (model, k, steps, test_relative_l2) for the RNOs ``<models>/<case>_k<k>`` and for the
-    law by backward Euler and SDIRK3 (``exact_be``, ``exact_sdirk3``) at every step of ``steps``;
+    law by backward Euler and SDIRK3 (``exact_be``, ``exact_sdirk3``) at every step of ``steps``,
+    and the stiffness of each step (``stiffness``: :func:`relaxation_steps`);
     ``datasets``: the directory of ``laminate_<case>.zarr`` and :func:`fine_store_name`."""
     steps = sorted(int(s) for s in steps)
     fine_store = Path(datasets) / fine_store_name(case, steps)
@@ -62,10 +96,13 @@ def evaluate_resolution(datasets, models, out_dir, case: str, ks: Sequence[int],
     te = fine.subset(1)
     x, y, t = fine.x[te], fine.y[te], np.asarray(fine.t)
     rows, train_steps = [], None
+    q = accumulated_plastic_strain(fine_store)
     for s in steps:
         r = n_fine // s
         for row in laminate_law_rows(fine_store, case, x[:, ::r], y[:, ::r], t[::r]):
             rows.append({k: row[k] for k in ("model", "case", "k", "steps", "test_relative_l2", "failed")})
+        rows.append({"model": "stiffness", "case": case, "k": "", "steps": s,
+                     **relaxation_steps(fine_store, q[:, ::r], t[r] - t[0])})
     for k in ks:
         model, info = load_history(Path(models) / f"{case}_k{k}")
         train_steps = info["n_time"] - 1
@@ -121,6 +158,14 @@ def summary_rows(rows, train_steps, case, family, n_test) -> list[dict]:
                     "metric": ", ".join(f"{r['steps']}: {100 * r['test_relative_l2']:.2f}%" for r in rs),
                     "paper": "E-VP RNO flat across resolutions", "data": f"{rs[0]['n_train']}/{n_test} paths",
                     "epochs": f"{rs[0]['adam_epochs']} + {rs[0]['lbfgs_epochs']}"})
+    rs = [r for r in rows if r["model"] == "stiffness"]
+    out.append({"experiment": f"laminate {case}: overstress relaxation rate x step in plastic flow, median "
+                              "(10th-90th percentile; share above forward Euler's stability limit 2)",
+                "metric": ", ".join(f"{r['steps']}: {r['relaxation_dt_median']:.2f} ({r['relaxation_dt_p10']:.2f}-"
+                                    f"{r['relaxation_dt_p90']:.2f}; {100 * r['beyond_euler_stability']:.0f}%)"
+                                    for r in rs),
+                "paper": "none (eq. 3 needs it well below 1 to follow time)", "data": "all solved paths",
+                "epochs": "-"})
     rs = [r for r in rows if r["model"] == "exact_be"]
     out.append({"experiment": f"laminate {case} resolution, the law (eq. 17-24) by backward Euler at each step "
                               "(classical reference)",

@@ -94,6 +94,17 @@ def case(name: str, **overrides) -> LaminateMaterial:
     return replace(CASES[name], **overrides)
 
 
+def relaxation_rate(material: LaminateMaterial, q_dot) -> np.ndarray:
+    """Linearised decay rate (1/s) of each layer's viscous overstress at plastic rate ``q_dot``
+    (..., 2), no hardening (H = 1). At fixed strain eq. 18 gives d s_bar/dt = -3 mu q_dot and
+    eq. 19 in flow q_dot = q0_dot ((s_bar - sigma0 H) / sigma0)^(1/m), so the overstress decays at
+    lambda = 3 mu q0_dot^m q_dot^(1-m) / (m sigma0). A forward-Euler step of a variable relaxing
+    at this rate is stable only for lambda dt < 2 (rno eq. 3 uses forward Euler)."""
+    q_dot = np.maximum(np.asarray(q_dot, dtype=np.float64), 0.0)
+    m, s0 = np.asarray(material.m), np.asarray(material.sigma0)
+    return 3.0 * material.mu * material.q0_dot ** m * q_dot ** (1.0 - m) / (m * s0)
+
+
 @dataclass
 class LaminateSolution:
     """Histories on ``t`` (P paths, T times). In-plane components ordered (11, 22, 12),
