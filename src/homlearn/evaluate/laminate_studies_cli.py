@@ -59,27 +59,27 @@ def add_study_commands(sub, with_config, config_of) -> None:
         print(json.dumps(m["summary_rows"], indent=1))
         return 0
 
-    ls = with_config(sub.add_parser("laminate-study", help="laminate: direct vs transferred RNOs (rno Fig. 3, 6)"))
-    ls.add_argument("study", choices=["transfer", "hardening"])
-    ls.add_argument("datasets", help="the directory of laminate_<case>.zarr")
-    ls.add_argument("models", help="directory of the model directories")
-    ls.add_argument("out")
-    ls.set_defaults(func=cmd_study)
+    def evaluation(name, help_text, func, datasets_help, models_help, studies=None):
+        """A command reading ``datasets`` and ``models`` directories and writing to ``out``
+        (``studies``: the choices of a first positional argument ``study``)."""
+        p = with_config(sub.add_parser(name, help=help_text))
+        if studies:
+            p.add_argument("study", choices=studies)
+        p.add_argument("datasets", help=datasets_help)
+        p.add_argument("models", help=models_help)
+        p.add_argument("out")
+        p.set_defaults(func=func)
+
+    evaluation("laminate-study", "laminate: direct vs transferred RNOs (rno Fig. 3, 6)", cmd_study,
+               "the directory of laminate_<case>.zarr", "directory of the model directories", ["transfer", "hardening"])
     at = with_config(sub.add_parser("autoencoder-train", help="laminate: one auto-encoder of the model variables"))
     at.add_argument("dataset", help="a laminate store")
     at.add_argument("out", help="model directory")
     at.add_argument("--latent", type=int, required=True, help="latent size m")
     at.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     at.set_defaults(func=cmd_ae_train)
-    ae = with_config(sub.add_parser("autoencoder-evaluate",
-                                    help="laminate: auto-encoder error vs latent size (rno Fig. 4a, 6d)"))
-    ae.add_argument("datasets", help="the directory of laminate_<case>.zarr")
-    ae.add_argument("models", help="directory of the auto-encoder directories")
-    ae.add_argument("out")
-    ae.set_defaults(func=cmd_ae_evaluate)
-    lr = with_config(sub.add_parser("laminate-resolution",
-                                    help="laminate: RNO test error against the test paths' stored steps (ours)"))
-    lr.add_argument("datasets", help="the directory of laminate_<case>.zarr and laminate_<case>_n<steps>.zarr")
-    lr.add_argument("models", help="directory of the model directories <case>_k<k>")
-    lr.add_argument("out")
-    lr.set_defaults(func=cmd_resolution)
+    evaluation("autoencoder-evaluate", "laminate: auto-encoder error vs latent size (rno Fig. 4a, 6d)", cmd_ae_evaluate,
+               "the directory of laminate_<case>.zarr", "directory of the auto-encoder directories")
+    evaluation("laminate-resolution", "laminate: RNO test error against the test paths' stored steps (ours)",
+               cmd_resolution, "the directory of laminate_<case>.zarr and laminate_<case>_n<steps>.zarr",
+               "directory of the model directories <case>_k<k>")
