@@ -212,6 +212,7 @@ rule rno_laminate_augmented_evaluate:
 
 RNO_RES = RNO_LAM["resolution"]
 RES_STEPS = max(RNO_RES["steps"])
+RES_MODELS = f"{AUG}/models" if RNO_RES["models"] == "augmented" else f"{RNO}/laminate/models"
 
 
 rule laminate_solve_resolution:
@@ -240,8 +241,7 @@ rule laminate_solve_resolution:
 rule rno_laminate_resolution_evaluate:
     input:
         f"{LAM}/solve_{RNO_RES['case']}_n{RES_STEPS}.json",
-        expand(f"{AUG if RNO_RES['models'] == 'augmented' else RNO + '/laminate'}/models/{{case}}_k{{k}}/model.json",
-               case=[RNO_RES["case"]], k=RNO_RES["k"]),
+        expand(f"{RES_MODELS}/{RNO_RES['case']}_k{{k}}/model.json", k=RNO_RES["k"]),
     output:
         metrics=f"{RNO}/laminate/resolution/metrics.json",
         table=f"{RNO}/laminate/resolution/metrics.csv",
@@ -250,7 +250,7 @@ rule rno_laminate_resolution_evaluate:
                       labels={"figure": "resolution"}),
     params:
         cfg=shlex.quote(json.dumps({"rno": {"laminate": RNO_LAM}}, sort_keys=True)),  # whole: its checks need cases, k
-        models=f"{AUG if RNO_RES['models'] == 'augmented' else RNO + '/laminate'}/models",
+        models=RES_MODELS,
     log:
         f"{RNO}/laminate/logs/resolution_evaluate.log",
     conda:
