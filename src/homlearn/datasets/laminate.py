@@ -73,6 +73,14 @@ def material(cfg, case_name: str):
     return case(case_name, h=cfg["hardening_modulus"])
 
 
+def store_material(store):
+    """The Table 1 case (and hardening modulus) a laminate store was solved with, from its attributes."""
+    import zarr
+
+    attrs = zarr.open_group(str(store), mode="r").attrs
+    return material(attrs["config"], attrs["case"])
+
+
 def sample_paths(cfg, first: int, count: int):
     from homlearn.loading.paths import config_amplitude, random_paths
 

@@ -404,12 +404,10 @@ def exact_laminate_law(store, strain: np.ndarray, time: np.ndarray, method: str)
     physics; ``sdirk3`` takes its stage strains from a cubic spline through the grid values. Paths
     whose Newton iterations fail come back NaN. Not a floor of the RNO, which learns the map of
     the stored steps themselves, but the classical reference at the same step."""
-    from homlearn.datasets.laminate import material
+    from homlearn.datasets.laminate import store_material
     from homlearn.solvers.analytic.laminate import solve
 
-    attrs = zarr.open_group(str(store), mode="r").attrs
-    mat = material(attrs["config"], attrs["case"])
-    return solve(mat, np.asarray(time, dtype=np.float64), np.asarray(strain, dtype=np.float64), method=method).stress
+    return solve(store_material(store), np.asarray(time, dtype=np.float64), np.asarray(strain, dtype=np.float64), method=method).stress
 
 
 def laminate_law_rows(store, case: str, strain: np.ndarray, stress: np.ndarray, time: np.ndarray) -> list[dict]:

@@ -54,19 +54,14 @@ def accumulated_plastic_strain(store) -> np.ndarray:
     return ds["accumulated_plastic_strain"].values[ok]
 
 
-def relaxation_steps(store, q: np.ndarray, dt: float) -> dict:
+def relaxation_steps(mat, q: np.ndarray, dt: float) -> dict:
     """lambda dt (:func:`homlearn.solvers.analytic.laminate.relaxation_rate`, the overstress's
     decay rate at the step's mean plastic rate) over the layer-steps in plastic flow (q_dot above
     1e-3 q0_dot): median, 10th and 90th percentiles, and the fraction above forward Euler's
     stability limit 2. Much above 1, eq. 3 cannot follow the overstress in time: its step is a map
-    of the grid."""
-    import zarr
-
-    from homlearn.datasets.laminate import material
+    of the grid. ``mat``: the store's LaminateMaterial; the rate has no hardening term."""
     from homlearn.solvers.analytic.laminate import relaxation_rate
 
-    attrs = zarr.open_group(str(store), mode="r").attrs
-    mat = material(attrs["config"], attrs["case"])
     q_dot = np.diff(q, axis=1) / dt
     flow = q_dot > 1e-3 * mat.q0_dot
     lam_dt = (relaxation_rate(mat, q_dot) * dt)[flow]
@@ -96,13 +91,15 @@ def evaluate_resolution(datasets, models, out_dir, case: str, ks: Sequence[int],
     te = fine.subset(1)
     x, y, t = fine.x[te], fine.y[te], np.asarray(fine.t)
     rows, train_steps = [], None
-    q = accumulated_plastic_strain(fine_store)
+    from homlearn.datasets.laminate import store_material
+
+    q, mat = accumulated_plastic_strain(fine_store), store_material(fine_store)
     for s in steps:
         r = n_fine // s
         for row in laminate_law_rows(fine_store, case, x[:, ::r], y[:, ::r], t[::r]):
             rows.append({k: row[k] for k in ("model", "case", "k", "steps", "test_relative_l2", "failed")})
         rows.append({"model": "stiffness", "case": case, "k": "", "steps": s,
-                     **relaxation_steps(fine_store, q[:, ::r], t[r] - t[0])})
+                     **relaxation_steps(mat, q[:, ::r], t[r] - t[0])})
     for k in ks:
         model, info = load_history(Path(models) / f"{case}_k{k}")
         train_steps = info["n_time"] - 1
