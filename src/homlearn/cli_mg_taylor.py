@@ -5,6 +5,7 @@ section 5.2, rules in workflow/rules/surrogates_mg_taylor.smk), registered by :m
     homlearn rno_mg_taylor jc results/rno/mg_taylor/classical.zarr results/rno/mg_taylor/models/jc
     homlearn rno_mg_taylor train results/datasets/mg_taylor_r10.zarr results/rno/mg_taylor/models/rno_k5_n240 --model rno --k 5 --n-train 240
     homlearn rno_mg_taylor evaluate results/datasets/mg_taylor_r10.zarr results/rno/mg_taylor/classical.zarr results/rno/mg_taylor/models results/rno/mg_taylor
+    homlearn rno_mg_taylor resolution results/datasets/mg_taylor_r10.zarr results/datasets/mg_taylor_r10_n250.zarr results/rno/mg_taylor/models results/rno/mg_taylor/resolution
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def cmd_train(args, cfg):
 
     torch.set_num_threads(args.threads)
     mg = _section(cfg)
-    if args.model == "rno":
+    if args.model in ("rno", "rno_ve"):
         hyper, train_cfg = {"width": mg["width"], "depth": mg["depth"]}, mg["train"]
     else:
         p = mg["pcanet"]
@@ -78,6 +79,21 @@ def cmd_evaluate(args, cfg):
 
     torch.set_num_threads(args.threads)
     m = evaluate_mg_taylor(args.store, args.classical, args.models, args.out, _section(cfg))
+    print(json.dumps(m["summary_rows"], indent=1))
+    return 0
+
+
+def cmd_resolution(args, cfg):
+    import torch
+
+    from homlearn.evaluate.mg_taylor_resolution import evaluate_resolution
+
+    torch.set_num_threads(args.threads)
+    mg = _section(cfg)
+    if not mg["resolution"]["k"] and set(mg["resolution"]["models"]) != {"pcanet"}:
+        raise ConfigError("config key 'rno.mg_taylor.resolution.k' is empty: the resolution study is off "
+                          "(give the RNOs' internal variables, e.g. [5])")
+    m = evaluate_resolution(args.store, args.fine_store, args.models, args.out, mg, cfg["mg_taylor"])
     print(json.dumps(m["summary_rows"], indent=1))
     return 0
 
@@ -104,7 +120,8 @@ def register(sub, with_config, load) -> None:
     t = step("train", cmd_train, "train one RNO or PCA-Net")
     t.add_argument("store")
     t.add_argument("out", help="model directory")
-    t.add_argument("--model", default="rno", choices=["rno", "pcanet"])
+    t.add_argument("--model", default="rno", choices=["rno", "rno_ve", "pcanet"],
+                   help="rno: eq. 2; rno_ve: eq. 7 (stretch rate fed to f); pcanet")
     t.add_argument("--k", type=int, default=5, help="RNO internal variables")
     t.add_argument("--n-train", type=int, required=True, help="training paths (first n of the train split)")
     e = step("evaluate", cmd_evaluate, "metrics and figures (rno Fig. 8, 9; pcanet SI-C)")
@@ -112,3 +129,8 @@ def register(sub, with_config, load) -> None:
     e.add_argument("classical")
     e.add_argument("models", help="directory of the model directories")
     e.add_argument("out")
+    r = step("resolution", cmd_resolution, "test at other time steps than the training one (rno Fig. 10b)")
+    r.add_argument("store", help="the store the models were trained on")
+    r.add_argument("fine_store", help="the same case with every solver step stored (n_stored = n_steps)")
+    r.add_argument("models", help="directory of the model directories")
+    r.add_argument("out")

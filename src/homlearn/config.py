@@ -116,6 +116,11 @@ def _check_semantics(config: dict[str, Any]) -> None:
         if [k for k in res["k"] if k not in family.get("k", [])]:
             problems.append(f"config key 'rno.laminate.resolution.k': {res['k']} must be among "
                             f"{where}.k {family.get('k', [])}")
+    mgr = config.get("rno", {}).get("mg_taylor", {}).get("resolution", {})
+    n_steps = config.get("mg_taylor", {}).get("n_steps")
+    if mgr.get("k") and n_steps and [s for s in mgr["steps"] if n_steps % s]:
+        problems.append(f"config key 'rno.mg_taylor.resolution.steps': every step must divide mg_taylor.n_steps "
+                        f"({n_steps}), got {mgr['steps']}")
     sur = config.get("surrogates_cp_paths2d", {}).get("rno", {})
     if sur and sur.get("example_k") not in sur.get("k", []):
         problems.append("config key 'surrogates_cp_paths2d.rno.example_k' must be one of surrogates_cp_paths2d.rno.k")

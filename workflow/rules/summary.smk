@@ -4,6 +4,7 @@
 rule rno_mg_taylor_summary:
     input:
         f"{R}/rno/mg_taylor/metrics.json",
+        *([f"{R}/rno/mg_taylor/resolution/metrics.json"] if config["rno"]["mg_taylor"]["resolution"]["k"] else []),
     output:
         report(f"{R}/summary/history_surrogates_mg_taylor.md", caption="../report/rno_mg_taylor_summary.rst",
                category="rno", subcategory="mg_taylor", labels={"figure": "summary table"}),

@@ -65,21 +65,23 @@ rule rno_mg_taylor_train_rno:
     input:
         MGX_SOLVED,
     output:
-        model=f"{MGX}/models/rno_k{{k}}_n{{n}}/model.json",
+        model=f"{MGX}/models/{{model}}_k{{k}}_n{{n}}/model.json",
     params:
         cfg=_mgx_json(["width", "depth", "train", "target"]),
     wildcard_constraints:
+        model="rno|rno_ve",
         k=r"\d+",
         n=r"\d+",
     threads: 1
     resources:
         gpu=gpu_resource(MGX_CFG["train"]),
     log:
-        f"{MGX}/logs/train_rno_k{{k}}_n{{n}}.log",
+        f"{MGX}/logs/train_{{model}}_k{{k}}_n{{n}}.log",
     conda:
         "../../envs/homlearn.yaml"
     shell:
-        "{HOMLEARN} rno_mg_taylor train {MGX_STORE} {MGX}/models/rno_k{wildcards.k}_n{wildcards.n} --model rno "
+        "{HOMLEARN} rno_mg_taylor train {MGX_STORE} {MGX}/models/{wildcards.model}_k{wildcards.k}_n{wildcards.n} "
+        "--model {wildcards.model} "
         "--k {wildcards.k} --n-train {wildcards.n} --threads {threads} --config-json {params.cfg} > {log} 2>&1"
 
 
@@ -131,3 +133,41 @@ rule rno_mg_taylor_evaluate:
 rule rno_mg_taylor:
     input:
         rules.rno_mg_taylor_evaluate.output.metrics,
+
+
+MGX_RES = MGX_CFG["resolution"]
+MGX_FINE = f"{R}/datasets/mg_taylor_{MGX_CFG['case']}_n{config['mg_taylor']['n_steps']}.zarr"
+
+
+def _mgx_resolution_models():
+    names = [f"{m}_k{k}_n{MGX_NMAX}" for m in MGX_RES["models"] if m != "pcanet" for k in MGX_RES["k"]]
+    names += [f"pcanet_n{MGX_NMAX}"] if "pcanet" in MGX_RES["models"] else []
+    return [f"{MGX}/models/{n}/model.json" for n in names]
+
+
+rule rno_mg_taylor_resolution_evaluate:
+    """rno Fig. 10b: the models trained at mg_taylor.n_stored steps, tested at resolution.steps."""
+    input:
+        MGX_SOLVED,
+        f"{MG}/resolution/solve_{MGX_CFG['case']}_n{config['mg_taylor']['n_steps']}.json",
+        _mgx_resolution_models(),
+    output:
+        metrics=f"{MGX}/resolution/metrics.json",
+        table=f"{MGX}/resolution/metrics.csv",
+        figure=report(f"{MGX}/resolution/fig10b_resolution.png", caption="../report/rno_mg_taylor_resolution.rst",
+                      category="rno", subcategory="mg_taylor", labels={"figure": "resolution"}),
+    params:
+        cfg=_mgx_json(["resolution", "train_sizes"], with_data=True),
+    threads: 1
+    log:
+        f"{MGX}/logs/resolution_evaluate.log",
+    conda:
+        "../../envs/homlearn.yaml"
+    shell:
+        "{HOMLEARN} rno_mg_taylor resolution {MGX_STORE} {MGX_FINE} {MGX}/models {MGX}/resolution "
+        "--config-json {params.cfg} --threads {threads} > {log} 2>&1"
+
+
+rule rno_mg_taylor_resolution:
+    input:
+        rules.rno_mg_taylor_resolution_evaluate.output.metrics,

@@ -119,13 +119,29 @@ def _components(t: np.ndarray) -> np.ndarray:
     return np.stack([t[..., i, j] for i, j in PAIRS], -1)
 
 
-def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[dict]:
-    """Draw and solve one batch of paths together (batched over paths and grains); write its chunk."""
+def solve_stretch(cfg, U: np.ndarray, device="cpu"):
+    """Taylor solve of stretch histories ``U`` (P, T + 1, 3, 3) on their T steps of ``duration / T``
+    seconds, every grain of the texture at F = U: ``(result, material)`` of
+    :func:`~homlearn.solvers.taylor.solve_taylor_prescribed` (``result.mean_stress``: the
+    grain-averaged Cauchy stress (P, T + 1, 3, 3); ``result.status`` per path)."""
     import torch
 
     from homlearn.materials.magnesium import MagnesiumCrystalPlasticity, MgParameters
-    from homlearn.solvers.fft import SolveStatus
     from homlearn.solvers.taylor import solve_taylor_prescribed
+
+    U = torch.as_tensor(np.asarray(U, dtype=np.float64))
+    G = cfg["n_grains"]
+    rot = torch.from_numpy(orientations(cfg)).permute(1, 2, 0)[None, ..., None, None]
+    rot = rot.expand(len(U), 3, 3, G, 1, 1).contiguous().to(device)
+    dt = cfg["duration"] / (U.shape[1] - 1)
+    mat = MagnesiumCrystalPlasticity(rot, MgParameters.from_dict(cfg["material"]), dt=dt,
+                                     local_tol=cfg["local_tol"], local_max_iter=cfg["local_max_iter"])
+    return solve_taylor_prescribed(mat, U.to(device), G, dt=dt, device=device), mat
+
+
+def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[dict]:
+    """Draw and solve one batch of paths together (batched over paths and grains); write its chunk."""
+    from homlearn.solvers.fft import SolveStatus
     from homlearn.parallel.stage import open_device_batch
 
     cfg, case = params["cfg"], case_cfg(params["cfg"], params["case"])
@@ -140,15 +156,10 @@ def solve_batch(store_path: str, batch: int, params: Mapping[str, Any]) -> list[
                              f"stretch eigenvalue below min_stretch = {cfg['min_stretch']} "
                              f"({attempt + 1} draw(s))"})
     if todo:
-        n, G = cfg["n_steps"], cfg["n_grains"]
+        n = cfg["n_steps"]
         stride = n // cfg["n_stored"]
-        U = torch.from_numpy(np.stack([symmetric_from_components(draws[k][0].values[0], 3) for k in todo]))
-        rot = torch.from_numpy(orientations(cfg)).permute(1, 2, 0)[None, ..., None, None]
-        rot = rot.expand(len(todo), 3, 3, G, 1, 1).contiguous().to(device)
-        dt = cfg["duration"] / n
-        mat = MagnesiumCrystalPlasticity(rot, MgParameters.from_dict(cfg["material"]), dt=dt,
-                                         local_tol=cfg["local_tol"], local_max_iter=cfg["local_max_iter"])
-        res = solve_taylor_prescribed(mat, U.to(device), G, dt=dt, device=device)
+        U = np.stack([symmetric_from_components(draws[k][0].values[0], 3) for k in todo])
+        res, mat = solve_stretch(cfg, U, device)
         stress = res.mean_stress.cpu().numpy()
         shear = mat.slip_by_mode().mean(dim=(1, 2, 3)).cpu().numpy()
         twin = mat.twin_fraction.sum(-1).mean(1).cpu().numpy()

@@ -12,8 +12,9 @@ Training (:func:`train_mg_taylor`): the first ``n_train`` paths of the train spl
 subsets for the training-size study, Fig. 8b), relative L2 loss (rno eq. 16), Adam + optional
 L-BFGS (the ``train`` block). The monitored set (best checkpoint) is the validation split
 when it has paths, else the training set; the test split only gives the reported error.
-Models: ``rno`` (f and g MLPs, k internal variables, paper 5 x 200) and ``pcanet`` (PCA of
-each component, 100 x 6 in the paper, SELU MLP).
+Models: ``rno`` (f and g MLPs, k internal variables, paper 5 x 200), ``rno_ve`` (the
+viscoelastic RNO of eq. 7, which also feeds the stretch rate to f: rno Fig. 10's "VE") and
+``pcanet`` (PCA of each component, 100 x 6 in the paper, SELU MLP).
 
 Targets. With the papers' random stretch paths (all six components, volume changes of ~10%)
 the mean stress is almost all elastic pressure (rms ~5.6 GPa against ~60 MPa for the
@@ -48,7 +49,8 @@ from homlearn.train.settings import TrainSettings
 from homlearn.train.trainer import pick_device, train
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
-MODELS = ("rno", "pcanet")
+MODELS = ("rno", "rno_ve", "pcanet")
+RNOS = ("rno", "rno_ve")
 TARGETS = ("split", "stress")
 
 
@@ -132,15 +134,15 @@ def training_rows(data: MgTaylorData, n_train: int) -> np.ndarray:
 
 
 def build_mg_model(model: str, n_time: int, k: int, hyper: Mapping[str, Any]) -> torch.nn.Module:
-    """``rno`` (width, depth) or ``pcanet`` (r_in, r_out, hidden, scale) for 6 -> 6 components;
+    """``rno`` / ``rno_ve`` (width, depth) or ``pcanet`` (r_in, r_out, hidden, scale) for 6 -> 6 components;
     ``hyper["target"]`` (default "stress") as in the module text. The model's ``target``
     attribute says which."""
     target = hyper.get("target", "stress")
     if target not in TARGETS:
         raise ValueError(f"rno.mg_taylor.target: {target!r} is not one of {list(TARGETS)}")
-    if model == "rno":
-        net = (SplitRNO(6, 0, k, width=hyper.get("width", 100), depth=hyper.get("depth", 4)) if target == "split"
-               else build_model("rno", 6, 6, k, hyper))
+    if model in RNOS:
+        net = (SplitRNO(6, 0, k, width=hyper.get("width", 100), depth=hyper.get("depth", 4),
+                        rate_input=model == "rno_ve") if target == "split" else build_model(model, 6, 6, k, hyper))
     elif model == "pcanet":
         from homlearn.models.pcanet import PCANet
 
@@ -179,7 +181,7 @@ def train_mg_taylor(store, out_dir, *, model: str = "rno", k: int = 5, n_train: 
     y_fit = split_targets(data.y) if split else data.y
     fitted = HistoryData(data.x, y_fit, data.t, data.split, data.ids, {})
     xt, yt = torch.as_tensor(np.array(data.x[tr])), torch.as_tensor(np.array(y_fit[tr]))
-    if model == "rno":
+    if model in RNOS:
         net.fit_scaling(xt, yt, torch.as_tensor(np.array(data.t)))
     else:
         net.fit_pca(xt.float(), yt.float(), torch.as_tensor(np.array(data.t)))
@@ -198,7 +200,7 @@ def train_mg_taylor(store, out_dir, *, model: str = "rno", k: int = 5, n_train: 
         dev = relative_l2(deviator(pred), deviator(data.y[rows]))
         metrics[name] = {**error_summary(err), "deviatoric_l2": float(dev.mean())}
     return save_model_record(
-        out, model=model, hyperparameters={**hyper, "k": int(k)} if model == "rno" else hyper,
+        out, model=model, hyperparameters={**hyper, "k": int(k)} if model in RNOS else hyper,
         train=settings.to_dict(), dataset=str(store), dataset_fingerprint=fp, run_id=rid,
         n_parameters=sum(p.numel() for p in net.parameters()), training=summary, metrics=metrics,
         exemplar="mg_taylor", n_train=int(n_train), n_time=int(len(data.t)),
