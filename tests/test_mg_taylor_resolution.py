@@ -136,3 +136,19 @@ def test_snakemake_runs_rno_mg_taylor_resolution(tmp_path):
     assert (tmp_path / "r" / "datasets" / "mg_taylor_r10_n20.zarr").is_dir()
     dry = subprocess.run(cmd + ["-n"], cwd=ROOT, capture_output=True, text=True)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-1500:]
+
+
+def test_snakemake_plans_no_extra_store_when_every_step_is_stored(tmp_path):
+    """With n_stored = n_steps the training store is the test store: no mg_taylor_solve_fine job."""
+    import yaml
+
+    cfgfile = tmp_path / "c.yaml"
+    cfgfile.write_text(yaml.safe_dump({"results": str(tmp_path / "r"), "mg_taylor": {**MG, "n_stored": 20},
+                                       "rno": {"mg_taylor": RNO}}))
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "rno_mg_taylor_resolution",
+                          "--configfile", str(cfgfile)], cwd=ROOT, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines() if len(line.split()) == 2
+              and line.split()[1].isdigit()}
+    assert counts.get("mg_taylor_solve") == 1 and "mg_taylor_solve_fine" not in counts, dry.stdout[-1500:]
+    assert counts.get("rno_mg_taylor_train_rno") == 2 and counts.get("rno_mg_taylor_train_pcanet") == 1

@@ -136,7 +136,11 @@ rule rno_mg_taylor:
 
 
 MGX_RES = MGX_CFG["resolution"]
-MGX_FINE = f"{R}/datasets/mg_taylor_{MGX_CFG['case']}_n{config['mg_taylor']['n_steps']}.zarr"
+if config["mg_taylor"]["n_stored"] == config["mg_taylor"]["n_steps"]:  # the training store has every step
+    MGX_FINE, MGX_FINE_SOLVED = MGX_STORE, MGX_SOLVED
+else:
+    MGX_FINE = f"{R}/datasets/mg_taylor_{MGX_CFG['case']}_n{config['mg_taylor']['n_steps']}.zarr"
+    MGX_FINE_SOLVED = f"{MG}/resolution/solve_{MGX_CFG['case']}_n{config['mg_taylor']['n_steps']}.json"
 
 
 def _mgx_resolution_models():
@@ -149,7 +153,7 @@ rule rno_mg_taylor_resolution_evaluate:
     """rno Fig. 10b: the models trained at mg_taylor.n_stored steps, tested at resolution.steps."""
     input:
         MGX_SOLVED,
-        f"{MG}/resolution/solve_{MGX_CFG['case']}_n{config['mg_taylor']['n_steps']}.json",
+        MGX_FINE_SOLVED,
         _mgx_resolution_models(),
     output:
         metrics=f"{MGX}/resolution/metrics.json",
