@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import matplotlib
 
@@ -31,11 +31,6 @@ from homlearn.train.mg_taylor import TEST, deviator, load_mg_model, load_mg_tayl
 
 FIGURE = "fig10b_resolution"
 LABELS = {"rno": "E-VP RNO (eq. 2)", "rno_ve": "VE RNO (eq. 7)", "pcanet": "PCA-Net", "taylor": "Taylor model at the step"}
-
-
-def fine_store_name(case: str, n_steps: int) -> str:
-    """The extra store of ``case`` with every one of its ``n_steps`` solver steps stored."""
-    return f"mg_taylor_{case}_n{n_steps}.zarr"
 
 
 def model_dir(models, name: str, k: int | None, n: int) -> Path:
